@@ -1,0 +1,400 @@
+"""The platform catalogue: what a host *is*. Data, not policy.
+
+The shipped catalogue lives in ``monitor/data/catalogue.yaml``. A district may extend it with a
+file of its own, merged over the shipped one: an entry whose id is already shipped adds to its
+lists (suffixes, hosts, page_hosts, activities) and replaces the scalar fields it names; a new id
+adds a platform. Both files are validated together and rejected whole on the first error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .yamlfile import ConfigError, LineDict, LineList, load_yaml, validate
+
+CATEGORIES = ("social", "video", "messaging", "social_gaming", "kids", "forum", "ai_chat", "bypass")
+Category = Literal["social", "video", "messaging", "social_gaming", "kids", "forum", "ai_chat", "bypass"]
+ACTIVITIES = ("view", "post", "upload", "message", "login", "stream", "live", "embed")
+Activity = Literal["view", "post", "upload", "message", "login", "stream", "live", "embed"]
+BypassKind = Literal["doh", "vpn", "proxy", "tor"]
+METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "*"}
+
+_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+_LABEL_RE = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
+
+
+def shipped_path() -> Path:
+    return Path(str(resources.files("monitor") / "data" / "catalogue.yaml"))
+
+
+def check_hostname(value: str, *, wildcard: bool = False) -> str:
+    """Validate a catalogue host name (ASCII, lowercase, at least two labels)."""
+    host = value.strip().lower().rstrip(".")
+    if wildcard and host.startswith("*."):
+        check_hostname(host[2:])
+        return host
+    if not host or len(host) > 253:
+        raise ValueError(f"'{value}' is not a host name")
+    if not host.isascii():
+        raise ValueError(f"'{value}' is not ASCII: write it in IDNA form (xn--…)")
+    labels = host.split(".")
+    if len(labels) < 2 and host != "localhost":
+        raise ValueError(f"'{value}' needs at least two labels")
+    for label in labels:
+        if not _LABEL_RE.match(label):
+            raise ValueError(f"'{value}' has an invalid label '{label}'")
+    if labels[-1].isdigit():
+        raise ValueError(f"'{value}' is an IP address, not a host name")
+    return host
+
+
+class ActivityRuleModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    activity: Activity
+    method: str | list[str] = "*"
+    path: str = ""
+    hosts: list[str] = Field(default_factory=list)
+    content_type: str = ""
+    note: str = ""
+
+    @field_validator("method")
+    @classmethod
+    def _methods(cls, v: str | list[str]) -> str | list[str]:
+        for m in [v] if isinstance(v, str) else v:
+            if m.upper() not in METHODS:
+                raise ValueError(f"unknown HTTP method '{m}'")
+        return v
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        try:
+            re.compile(v)
+        except re.error as e:
+            raise ValueError(f"bad regular expression {v!r}: {e}") from None
+        return v
+
+    @field_validator("hosts")
+    @classmethod
+    def _hosts(cls, v: list[str]) -> list[str]:
+        return [check_hostname(h, wildcard=True) for h in v]
+
+
+class PlatformModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    name: str
+    owner: str
+    category: Category
+    min_age: int | None = Field(default=None, ge=0, le=21)
+    designed_for_children: bool = False
+    bypass_kind: BypassKind | None = None
+    suffixes: list[str] = Field(default_factory=list)
+    hosts: list[str] = Field(default_factory=list)
+    page_hosts: list[str] = Field(default_factory=list)
+    activities: list[ActivityRuleModel] = Field(default_factory=list)
+    notes: str = ""
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not _ID_RE.match(v):
+            raise ValueError("ids are 1-40 characters of a-z, 0-9, '-' and '_'")
+        return v
+
+    @field_validator("suffixes", "hosts")
+    @classmethod
+    def _hostnames(cls, v: list[str]) -> list[str]:
+        return [check_hostname(h) for h in v]
+
+    @field_validator("page_hosts")
+    @classmethod
+    def _page_hosts(cls, v: list[str]) -> list[str]:
+        return [check_hostname(h, wildcard=True) for h in v]
+
+
+class PlatformPatch(BaseModel):
+    """An entry in a district's own catalogue file: every field but id is optional."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    name: str | None = None
+    owner: str | None = None
+    category: Category | None = None
+    min_age: int | None = Field(default=None, ge=0, le=21)
+    designed_for_children: bool | None = None
+    bypass_kind: BypassKind | None = None
+    suffixes: list[str] = Field(default_factory=list)
+    hosts: list[str] = Field(default_factory=list)
+    page_hosts: list[str] = Field(default_factory=list)
+    activities: list[ActivityRuleModel] = Field(default_factory=list)
+    notes: str | None = None
+
+
+class CatalogueFileModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = 1
+    shared_cdn_suffixes: list[str] = Field(default_factory=list)
+    platforms: list[Any] = Field(default_factory=list)
+    bypass: list[Any] = Field(default_factory=list)
+
+    @field_validator("shared_cdn_suffixes")
+    @classmethod
+    def _cdn(cls, v: list[str]) -> list[str]:
+        return [check_hostname(h) for h in v]
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityRule:
+    activity: str
+    methods: frozenset[str]  # empty: any method
+    path: re.Pattern[str] | None
+    hosts: frozenset[str]  # exact names; '*.x' entries are kept in host_suffixes
+    host_suffixes: tuple[str, ...]
+    content_type: str
+
+    def matches(self, method: str, host: str, path: str, content_type: str) -> bool:
+        if self.methods and method not in self.methods:
+            return False
+        if self.hosts or self.host_suffixes:
+            if host not in self.hosts and not any(
+                host.endswith(s) for s in self.host_suffixes
+            ):
+                return False
+        if self.content_type and not content_type.lower().startswith(self.content_type):
+            return False
+        return self.path is None or self.path.search(path) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Platform:
+    id: str
+    name: str
+    owner: str
+    category: str
+    min_age: int | None
+    designed_for_children: bool
+    bypass_kind: str | None
+    suffixes: tuple[str, ...]
+    hosts: tuple[str, ...]
+    page_hosts: frozenset[str]
+    page_suffixes: tuple[str, ...]  # from '*.example.com' page host entries, as '.example.com'
+    activities: tuple[ActivityRule, ...] = field(default=())
+    notes: str = ""
+
+    @property
+    def is_bypass(self) -> bool:
+        return self.category == "bypass"
+
+    def is_page_host(self, host: str) -> bool:
+        """True for hosts a person navigates to; the rest are API and media hosts."""
+        if host in self.page_hosts:
+            return True
+        return any(host.endswith(s) for s in self.page_suffixes)
+
+
+def _rule(m: ActivityRuleModel) -> ActivityRule:
+    methods = [m.method] if isinstance(m.method, str) else m.method
+    mset = frozenset(x.upper() for x in methods if x != "*")
+    exact = frozenset(h for h in m.hosts if not h.startswith("*."))
+    wild = tuple(h[1:] for h in m.hosts if h.startswith("*."))
+    return ActivityRule(
+        activity=m.activity,
+        methods=mset,
+        path=re.compile(m.path) if m.path else None,
+        hosts=exact,
+        host_suffixes=wild,
+        content_type=m.content_type.lower(),
+    )
+
+
+def _platform(m: PlatformModel) -> Platform:
+    return Platform(
+        id=m.id,
+        name=m.name,
+        owner=m.owner,
+        category=m.category,
+        min_age=m.min_age,
+        designed_for_children=m.designed_for_children,
+        bypass_kind=m.bypass_kind,
+        suffixes=tuple(dict.fromkeys(m.suffixes)),
+        hosts=tuple(dict.fromkeys(m.hosts)),
+        page_hosts=frozenset(h for h in m.page_hosts if not h.startswith("*.")),
+        page_suffixes=tuple(h[1:] for h in m.page_hosts if h.startswith("*.")),
+        activities=tuple(_rule(r) for r in m.activities),
+        notes=m.notes,
+    )
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """A validated set of platforms and bypass services, plus the shared CDN suffixes."""
+
+    platforms: dict[str, Platform]
+    shared_cdn_suffixes: frozenset[str]
+    sources: tuple[str, ...] = ()
+
+    def __iter__(self) -> Iterator[Platform]:
+        return iter(self.platforms.values())
+
+    def __len__(self) -> int:
+        return len(self.platforms)
+
+    def get(self, platform_id: str) -> Platform | None:
+        return self.platforms.get(platform_id)
+
+    def __getitem__(self, platform_id: str) -> Platform:
+        return self.platforms[platform_id]
+
+    @property
+    def ids(self) -> frozenset[str]:
+        return frozenset(self.platforms)
+
+
+def _entry_where(entry: Any, i: int, section: str) -> str:
+    if isinstance(entry, dict) and isinstance(entry.get("id"), str):
+        return f"entry '{entry['id']}'"
+    return f"{section}[{i}]"
+
+
+def _section(raw: LineDict, path: str, section: str) -> list[tuple[Any, int, str]]:
+    seq = raw.get(section) or []
+    if not isinstance(seq, list):
+        raise ConfigError(path, raw.key_lines.get(section), f"field '{section}'", "must be a list")
+    lines = seq.item_lines if isinstance(seq, LineList) else [0] * len(seq)
+    return [(e, lines[i], _entry_where(e, i, section)) for i, e in enumerate(seq)]
+
+
+def _read_file(path: str, text: str | None = None) -> LineDict:
+    raw = load_yaml(path, text)
+    if raw is None:
+        raw = LineDict()
+        raw.key_lines = {}
+    if not isinstance(raw, LineDict):
+        raise ConfigError(path, getattr(raw, "line", 1), "", "the catalogue must be a YAML mapping")
+    validate(CatalogueFileModel, raw, path)
+    return raw
+
+
+def _merge(base: dict[str, Any], patch: PlatformPatch) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in patch.model_dump(exclude={"id"}).items():
+        if isinstance(value, list):
+            if key == "activities":
+                # district rules come first so that they win over the shipped ones
+                out[key] = list(value) + list(base.get(key, []))
+            else:
+                out[key] = list(base.get(key, [])) + [v for v in value if v not in base.get(key, [])]
+        elif value is not None and key in patch.model_fields_set:
+            out[key] = value
+    return out
+
+
+def load(extra: Iterable[str | Path] = (), *, shipped: str | Path | None = None) -> Catalogue:
+    """Load the shipped catalogue and merge each extra file over it, validating everything.
+
+    Raises ConfigError naming file, line, entry and field on the first problem.
+    """
+    shipped_file = str(shipped or shipped_path())
+    files = [shipped_file] + [str(p) for p in extra]
+    entries: dict[str, dict[str, Any]] = {}
+    origin: dict[str, tuple[str, int, str]] = {}
+    cdn: set[str] = set()
+    for n, path in enumerate(files):
+        raw = _read_file(path)
+        cdn.update(CatalogueFileModel.model_validate(raw).shared_cdn_suffixes)
+        for section in ("platforms", "bypass"):
+            for entry, line, where in _section(raw, path, section):
+                if not isinstance(entry, dict):
+                    raise ConfigError(path, line, where, "each entry must be a mapping")
+                if section == "bypass" and "category" not in entry:
+                    copy = LineDict(entry, category="bypass")
+                    copy.line, copy.key_lines = line, dict(getattr(entry, "key_lines", {}))
+                    entry = copy
+                pid = entry.get("id")
+                if n > 0 and isinstance(pid, str) and pid in entries:
+                    patch = validate(PlatformPatch, entry, path, where=where)
+                    merged = _merge(entries[pid], patch)
+                    # validate the merged entry, but report against the district's file
+                    validate(PlatformModel, merged, path, where=where)
+                    entries[pid] = merged
+                    continue
+                model = validate(PlatformModel, entry, path, where=where)
+                if model.id in entries:
+                    first = origin[model.id]
+                    raise ConfigError(
+                        path, line, where, f"id '{model.id}' is already defined at {first[0]}:{first[1]}"
+                    )
+                if section == "bypass" and model.category != "bypass":
+                    raise ConfigError(path, line, where, "field 'category': bypass entries have category 'bypass'")
+                if model.category == "bypass" and model.bypass_kind is None:
+                    raise ConfigError(path, line, where, "field 'bypass_kind': required for bypass services")
+                entries[model.id] = model.model_dump()
+                origin[model.id] = (path, line, where)
+
+    platforms = {pid: _platform(PlatformModel.model_validate(e)) for pid, e in entries.items()}
+    _check_conflicts(platforms, frozenset(cdn), origin, files[-1])
+    return Catalogue(platforms=platforms, shared_cdn_suffixes=frozenset(cdn), sources=tuple(files))
+
+
+def _check_conflicts(
+    platforms: dict[str, Platform],
+    cdn: frozenset[str],
+    origin: dict[str, tuple[str, int, str]],
+    last_file: str,
+) -> None:
+    def where(pid: str) -> tuple[str, int, str]:
+        return origin.get(pid, (last_file, 0, f"entry '{pid}'"))
+
+    exact_owner: dict[str, str] = {}
+    suffix_owner: dict[str, str] = {}
+    for p in platforms.values():
+        for h in p.hosts:
+            if h in exact_owner and exact_owner[h] != p.id:
+                f, line, w = where(p.id)
+                raise ConfigError(
+                    f, line, f"{w}: field 'hosts'", f"host '{h}' is already claimed by '{exact_owner[h]}'"
+                )
+            exact_owner[h] = p.id
+        for s in p.suffixes:
+            if s in cdn:
+                f, line, w = where(p.id)
+                raise ConfigError(
+                    f, line, f"{w}: field 'suffixes'",
+                    f"'{s}' is a shared CDN suffix; list the platform's exact hosts under it instead",
+                )
+            for c in cdn:
+                if s.endswith("." + c):
+                    f, line, w = where(p.id)
+                    raise ConfigError(
+                        f, line, f"{w}: field 'suffixes'",
+                        f"'{s}' lies under the shared CDN suffix '{c}': only exact hosts count there",
+                    )
+            if s in suffix_owner and suffix_owner[s] != p.id:
+                f, line, w = where(p.id)
+                raise ConfigError(
+                    f, line, f"{w}: field 'suffixes'", f"suffix '{s}' is already claimed by '{suffix_owner[s]}'"
+                )
+            suffix_owner[s] = p.id
+    for h, pid in exact_owner.items():
+        if suffix_owner.get(h, pid) != pid:
+            f, line, w = where(pid)
+            raise ConfigError(
+                f, line, f"{w}: field 'hosts'", f"host '{h}' is already claimed as a suffix by '{suffix_owner[h]}'"
+            )
+
+
+def check_file(path: str | Path) -> Catalogue:
+    """Validate a district's catalogue file merged over the shipped one."""
+    return load([path])

@@ -1,0 +1,30 @@
+"""The ``monitor`` command. Each module in this package adds its commands to the group:
+a module defines ``register(group: click.Group) -> None``."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+import click
+
+from .. import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="monitor")
+def main() -> None:
+    """Student activity monitor: classify, explain and enforce district platform policy."""
+
+
+def _register_all() -> None:
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(main)
+
+
+_register_all()

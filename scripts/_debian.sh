@@ -1,0 +1,26 @@
+# Sourced by scripts/test: installs the Debian packages the tests drive (real clients and
+# servers), when they are missing and we are allowed to (root, or sudo without a password).
+DEBIAN_PACKAGES=(curl)
+
+ensure_debian_packages() {
+    local missing=() p
+    for p in "${DEBIAN_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    [[ ${#missing[@]} -eq 0 ]] && return 0
+    local sudo=""
+    if [[ $(id -u) -ne 0 ]]; then
+        if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo="sudo -n"; else
+            echo "error: the tests need these Debian packages: ${missing[*]}" >&2
+            echo "install them as root: apt-get install -y ${missing[*]}" >&2
+            return 1
+        fi
+    fi
+    if ! command -v apt-get >/dev/null; then
+        echo "error: the tests need: ${missing[*]} (no apt-get here: install them by hand)" >&2
+        return 1
+    fi
+    echo "==> installing Debian packages: ${missing[*]}" >&2
+    $sudo apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+}
