@@ -8,6 +8,7 @@ as exact names: the walk stops at the CDN's suffix.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from .catalogue import Catalogue, Platform
 
@@ -17,12 +18,22 @@ _CDN = ""  # sentinel in the suffix table: a shared CDN suffix, stop walking
 _BAD = re.compile(r"[^a-z0-9._-]|\.\.|^\.|\.$")
 
 
+# An already-canonical name: lowercase labels, and a last label that is not all digits.
+_CANONICAL = re.compile(r"(?:[a-z0-9_-]+\.)*[a-z0-9_-]*[a-z_-][a-z0-9_-]*").fullmatch
+
+
 def normalise_host(host: object) -> str | None:
     """Return the canonical form of a host name, or None when it is not one.
 
     Lowercase, no trailing dot, no port, IDNA (A-labels) for non-ASCII names; IP literals,
     empty strings, over-long names and undecodable bytes give None. Never raises.
     """
+    if type(host) is str and len(host) <= _MAX_HOST and _CANONICAL(host) is not None:
+        return host  # the common case: one regex, no copies
+    return _normalise_slow(host)
+
+
+def _normalise_slow(host: object) -> str | None:
     if isinstance(host, bytes | bytearray | memoryview):
         try:
             host = bytes(host).decode("utf-8")
@@ -71,34 +82,45 @@ def _to_ascii(h: str) -> str | None:
 class Classifier:
     """Maps host names to catalogue platforms. Thread-safe once built (read-only)."""
 
-    __slots__ = ("catalogue", "_exact", "_suffix")
+    __slots__ = ("catalogue", "_exact", "_trie")
 
     def __init__(self, catalogue: Catalogue) -> None:
         self.catalogue = catalogue
         self._exact: dict[str, Platform] = {}
-        self._suffix: dict[str, Platform | str] = {}
+        # A trie of labels from the top-level domain inwards; the key "" (never a label) holds
+        # the platform whose suffix ends at that node, or _CDN for a shared CDN suffix.
+        self._trie: dict[str, Any] = {}
         for cdn in catalogue.shared_cdn_suffixes:
-            self._suffix[cdn] = _CDN
+            self._node(cdn)[""] = _CDN
         for p in catalogue:
             for s in p.suffixes:
-                self._suffix[s] = p
+                self._node(s)[""] = p
             for h in p.hosts:
                 self._exact[h] = p
+
+    def _node(self, suffix: str) -> dict[str, Any]:
+        node = self._trie
+        for label in reversed(suffix.split(".")):
+            node = node.setdefault(label, {})
+        return node
 
     def platform_of_normalised(self, h: str) -> Platform | None:
         """Classify a host already passed through normalise_host."""
         p = self._exact.get(h)
         if p is not None:
             return p
-        suffix = self._suffix
-        i = 0
-        while True:
-            hit = suffix.get(h[i:] if i else h)
+        node = self._trie
+        best: Platform | None = None
+        for label in reversed(h.split(".")):
+            node = node.get(label)  # type: ignore[assignment]
+            if node is None:
+                break
+            hit = node.get("")
             if hit is not None:
-                return None if isinstance(hit, str) else hit
-            i = h.find(".", i) + 1
-            if i == 0:
-                return None
+                if hit is _CDN:
+                    return None  # under a shared CDN only exact names count
+                best = hit
+        return best
 
     def platform_of(self, host: object) -> Platform | None:
         """The platform a host belongs to, or None. Never raises."""

@@ -153,7 +153,7 @@ def validate(
         full = tuple(base_loc) + loc
         line = line_of(root if root is not None else data, full)
         field = format_loc(loc)
-        msg = err["msg"]
+        msg = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
         elif err["type"] == "missing":

@@ -1,0 +1,94 @@
+"""Value types of the passive sensor: what one packet (or flow) tells us, and what went wrong.
+
+Pure data, no I/O. The parsers return these; the pipeline fills in addresses and time.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Literal
+
+Protocol = Literal["dns", "tls", "quic"]
+PROTOCOLS: tuple[Protocol, ...] = ("dns", "tls", "quic")
+Transport = Literal["udp", "tcp"]
+
+
+@dataclass(frozen=True, slots=True)
+class Malformed:
+    """A parser's verdict on bytes that claim to be its protocol but are broken.
+
+    ``kind`` is a short stable token (``tls_truncated``, ``dns_pointer_loop``, …) used as the
+    key of the malformed-packet counters; it never carries packet content.
+    """
+
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One host name seen on the wire, from one flow.
+
+    ``client`` and ``server`` are addresses as text (IPv4 dotted quad, IPv6 compressed form).
+    ``hostname`` is the name exactly as the packet carried it, lowercased, with bytes that are
+    not printable ASCII escaped as ``\\DDD`` (so it is safe to print; the classifier rejects it).
+    ``ech`` is true when the ClientHello offered Encrypted Client Hello: the hostname is then
+    only the outer (public) name, not the one the client really wants.
+    """
+
+    time: float
+    client: str
+    server: str
+    protocol: Protocol
+    hostname: str
+    ech: bool = False
+    transport: Transport = "tcp"
+    client_port: int = 0
+    server_port: int = 0
+    alpn: tuple[str, ...] = ()
+    qtype: int | None = None  # DNS only
+    version: int | None = None  # QUIC version only
+    platform: str | None = None  # filled in by the pipeline's classify callback
+
+
+@dataclass(slots=True)
+class Counters:
+    """What the sensor saw and dropped. Plain integers and one Counter of malformed kinds."""
+
+    packets: int = 0
+    undecodable: int = 0  # link/IP/transport headers we could not read
+    observations: int = 0
+    duplicates: int = 0  # observations suppressed by the per-flow deduplication
+    evicted: int = 0  # reassembly entries dropped to keep memory bounded
+    malformed: Counter[str] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, object]:
+        """A JSON-ready copy (malformed kinds sorted)."""
+        return {
+            "packets": self.packets,
+            "undecodable": self.undecodable,
+            "observations": self.observations,
+            "duplicates": self.duplicates,
+            "evicted": self.evicted,
+            "malformed": dict(sorted(self.malformed.items())),
+        }
+
+
+def printable_name(raw: bytes) -> str:
+    """Lowercased ASCII text of a wire name; other bytes (and backslash) as ``\\DDD``.
+
+    Keeps hostile bytes (control characters, newlines, tabs) out of logs and TSV output.
+    """
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and text.isprintable() and " " not in text and "\\" not in text:
+        return text.lower()
+    out = []
+    for b in raw:
+        if 0x21 <= b <= 0x7E and b != 0x5C:
+            out.append(chr(b).lower())
+        else:
+            out.append(f"\\{b:03d}")
+    return "".join(out)
