@@ -1,0 +1,105 @@
+"""Prometheus metrics of the monitor, on an injected registry.
+
+Labels come only from bounded sets: platform ids from the catalogue (or "none"), activities,
+decisions, age bands (plus "staff" and "unknown"), school identifiers from the roster (plus
+"unknown"), sources ("proxy", "sensor"). Never a student, device, address or free host name.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from . import __version__
+
+NONE = "none"
+UNKNOWN = "unknown"
+
+# decision latency is in microseconds territory; store writes in milliseconds
+_DECISION_BUCKETS = (1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 1e-2)
+_WRITE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    """Every metric the proxy and sensor export. One instance per process."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "monitor_requests",
+            "Requests to catalogue platforms by decision.",
+            ["platform", "activity", "decision", "age_band", "school", "source"],
+            registry=r,
+        )
+        self.connections = Counter(
+            "monitor_connections",
+            "Client connections by what the proxy did with them: passthrough (not decrypted), "
+            "intercepted (decrypted to decide per request) or refused (closed without decrypting).",
+            ["outcome", "platform"],
+            registry=r,
+        )
+        self.incidents = Counter(
+            "monitor_incidents",
+            "Incident events raised by policy and handed to the incident recorder.",
+            ["platform", "severity", "school", "source"],
+            registry=r,
+        )
+        self.flow_errors = Counter(
+            "monitor_flow_errors",
+            "Flows whose handling raised inside the addon, by the failure mode applied.",
+            ["mode"],
+            registry=r,
+        )
+        self.decision_seconds = Histogram(
+            "monitor_decision_duration_seconds",
+            "Time to identify, classify and decide one request.",
+            buckets=_DECISION_BUCKETS,
+            registry=r,
+        )
+        self.reloads = Counter(
+            "monitor_config_reloads",
+            "Configuration reload attempts by component and result (success, failure).",
+            ["component", "result"],
+            registry=r,
+        )
+        self.config_loaded = Gauge(
+            "monitor_config_last_reload_success_timestamp_seconds",
+            "When each configuration component was last loaded successfully.",
+            ["component"],
+            registry=r,
+        )
+        self.config_size = Gauge(
+            "monitor_config_entries",
+            "Entries in the loaded configuration: people, devices, leases, rules, platforms.",
+            ["component"],
+            registry=r,
+        )
+        self.config_version = Info(
+            "monitor_config",
+            "Content hashes of the configuration in force.",
+            registry=r,
+        )
+        self.build = Info("monitor_build", "Version of the monitor.", registry=r)
+        self.build.info({"version": __version__})
+        self.queue_depth = Gauge(
+            "monitor_incident_queue_depth", "Incident events waiting to be written.", registry=r
+        )
+        self.queue_dropped = Counter(
+            "monitor_incident_queue_dropped",
+            "Incident events dropped because the bounded queue was full.",
+            registry=r,
+        )
+        self.spooled = Counter(
+            "monitor_incident_spooled",
+            "Incident events written to the local spool because the store failed.",
+            registry=r,
+        )
+        self.store_failures = Counter(
+            "monitor_store_write_failures", "Failed batch writes to the incident store.", registry=r
+        )
+        self.store_seconds = Histogram(
+            "monitor_store_write_duration_seconds",
+            "Time to write one batch of incidents to the store.",
+            buckets=_WRITE_BUCKETS,
+            registry=r,
+        )

@@ -1,0 +1,29 @@
+"""Test-only mitmproxy addon: every upstream connection goes to one local origin server.
+
+The tests never leave 127.0.0.1: catalogue hosts (www.tiktok.com, …) and a non-catalogue
+host are all served by the harness's origin, which holds certificates for them signed by a
+test CA of its own. Loaded with ``mitmdump -s tests/upstream_map.py --set test_upstream=H:P``.
+"""
+
+from __future__ import annotations
+
+from mitmproxy import ctx
+from mitmproxy.proxy import server_hooks
+
+
+class UpstreamMap:
+    def load(self, loader) -> None:  # type: ignore[no-untyped-def]
+        loader.add_option("test_upstream", str, "", "host:port every server connection goes to")
+        loader.add_option("test_upstream_plain", str, "", "host:port for plain HTTP (port 80)")
+
+    def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
+        if data.server.address is None:
+            return
+        port = data.server.address[1]
+        target = ctx.options.test_upstream_plain if port == 80 else ctx.options.test_upstream
+        if target:
+            host, _, p = target.rpartition(":")
+            data.server.address = (host, int(p))
+
+
+addons = [UpstreamMap()]
