@@ -71,7 +71,7 @@ def _convert(node: yaml.Node, path: str) -> Any:
         lst.item_lines = [v.start_mark.line + 1 for v in node.value]
         return lst
     loader = _Loader("")
-    return loader.construct_object(node, deep=True)  # type: ignore[no-untyped-call]
+    return loader.construct_object(node, deep=True)
 
 
 def load_yaml(path: str | Path, text: str | None = None) -> Any:

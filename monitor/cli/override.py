@@ -1,0 +1,238 @@
+"""``monitor override grant|list|revoke``: teacher overrides in a JSON store.
+
+The click commands are thin: they parse options and call the plain functions below, so that a
+later ``--config DIR`` (which locates the store, the policy and the roster) only changes how the
+arguments are found.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Collection, Iterable
+from datetime import UTC, datetime, timedelta, tzinfo
+
+import click
+
+from .. import catalogue as catalogue_mod
+from ..catalogue import Catalogue
+from ..model import STAFF_ROLES
+from ..overrides import DEFAULT_MAX_LENGTH, Override, OverrideStore
+from ..policy import Policy, load_policy
+from ..yamlfile import ConfigError
+
+_HHMM = re.compile(r"^(\d{1,2}):(\d{2})$")
+
+
+def local_zone() -> tzinfo:
+    """The machine's time zone (used when no policy names the district's)."""
+    zone = datetime.now().astimezone().tzinfo
+    return zone if zone is not None else UTC
+
+
+def parse_until(text: str, tz: tzinfo, now: datetime) -> datetime:
+    """``HH:MM`` today, or an ISO 8601 date and time; without an offset it is local to ``tz``."""
+    m = _HHMM.match(text.strip())
+    if m:
+        hour, minute = int(m.group(1)), int(m.group(2))
+        if hour > 23 or minute > 59:
+            raise ValueError(f"'{text}' is not a time of day")
+        day = now.astimezone(tz).date()
+        return datetime(day.year, day.month, day.day, hour, minute, tzinfo=tz)
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(
+            f"'{text}' is not a time: write HH:MM (today) or e.g. 2025-03-03T14:30"
+        ) from None
+    return when.replace(tzinfo=tz) if when.tzinfo is None else when
+
+
+def grant_override(
+    store: OverrideStore,
+    *,
+    teacher: str,
+    platform: str,
+    class_id: str | None,
+    students: Collection[str],
+    minutes: int | None,
+    until: str | None,
+    reason: str,
+    catalogue: Catalogue,
+    tz: tzinfo,
+    max_length: timedelta = DEFAULT_MAX_LENGTH,
+    role: str = "teacher",
+    now: datetime | None = None,
+) -> Override:
+    """Check the platform against the catalogue, work out the window and record the grant."""
+    now = now or datetime.now(UTC)
+    p = catalogue.get(platform)
+    if p is None:
+        raise ValueError(f"unknown platform '{platform}': see 'monitor catalog list'")
+    if p.is_bypass:
+        raise ValueError(f"'{platform}' is a bypass service: overrides never apply to it")
+    if (minutes is None) == (until is None):
+        raise ValueError("give either --minutes or --until")
+    if minutes is not None:
+        if minutes <= 0:
+            raise ValueError("--minutes must be positive")
+        ends = now + timedelta(minutes=minutes)
+    else:
+        ends = parse_until(until or "", tz, now)
+    return store.grant(
+        platform=platform,
+        granted_by=teacher,
+        granted_by_role=role,
+        class_id=class_id,
+        students=students,
+        ends=ends,
+        reason=reason,
+        now=now,
+        max_length=max_length,
+        known_platforms=catalogue.ids,
+    )
+
+
+def describe(ov: Override, tz: tzinfo, now: datetime) -> dict[str, str]:
+    """One override as display strings (times local to ``tz``)."""
+
+    def local(d: datetime | None) -> str:
+        return "" if d is None else d.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
+
+    status = ov.status(now)
+    if status == "revoked":
+        status = f"revoked by {ov.revoked_by} at {local(ov.revoked_at)}"
+    return {
+        "id": ov.id,
+        "platform": ov.platform,
+        "target": ov.target_words(),
+        "starts": local(ov.starts),
+        "ends": local(ov.ends),
+        "granted_by": f"{ov.granted_by} ({ov.granted_by_role})",
+        "status": status,
+        "reason": ov.reason,
+    }
+
+
+def list_lines(overrides: Iterable[Override], tz: tzinfo, now: datetime) -> list[str]:
+    rows = [describe(o, tz, now) for o in overrides]
+    if not rows:
+        return ["no overrides"]
+    cols = ("id", "platform", "target", "starts", "ends", "granted_by", "status", "reason")
+    widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in cols[:-1]}
+    out = ["  ".join(c.ljust(widths[c]) for c in cols[:-1]) + "  reason"]
+    out += ["  ".join(r[c].ljust(widths[c]) for c in cols[:-1]) + "  " + r["reason"] for r in rows]
+    return out
+
+
+def _settings(
+    policy_file: str | None, catalogs: tuple[str, ...]
+) -> tuple[Catalogue, Policy | None]:
+    try:
+        cat = catalogue_mod.load(catalogs)
+        return cat, load_policy(policy_file, cat) if policy_file else None
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from e
+
+
+_store_option = click.option(
+    "--store", "store_path", required=True, type=click.Path(dir_okay=False),
+    help="The override store (a JSON file; created on the first grant).",
+)  # fmt: skip
+_policy_option = click.option(
+    "--policy", "policy_file", type=click.Path(dir_okay=False, exists=True),
+    help="The district policy: its time zone and longest override apply (default: this "
+         "machine's time zone and one day).",
+)  # fmt: skip
+_catalog_option = click.option(
+    "--catalog", "catalogs", multiple=True, type=click.Path(dir_okay=False),
+    help="A district catalogue file merged over the shipped one (repeatable).",
+)  # fmt: skip
+
+
+@click.group("override")
+def override_group() -> None:
+    """Grant, list and revoke teacher overrides (time-boxed permission to use a platform)."""
+
+
+@override_group.command("grant")
+@_store_option
+@click.option("--teacher", required=True, help="The granting teacher's sourcedId.")
+@click.option(
+    "--role",
+    default="teacher",
+    show_default=True,
+    type=click.Choice(sorted(STAFF_ROLES)),
+    help="The granter's role (shown to students).",
+)
+@click.option("--platform", required=True, help="A catalogue platform id, e.g. youtube.")
+@click.option("--class", "class_id", help="A class sourcedId: every student in it.")
+@click.option("--student", "students", multiple=True, help="A student sourcedId (repeatable).")
+@click.option("--minutes", type=int, help="Starting now, for this many minutes.")
+@click.option("--until", help="Starting now, until HH:MM today or an ISO date and time.")
+@click.option("--reason", default="", help="Why (kept in the store; not shown to students).")
+@_policy_option
+@_catalog_option
+def grant_cmd(
+    store_path: str, teacher: str, role: str, platform: str, class_id: str | None,
+    students: tuple[str, ...], minutes: int | None, until: str | None, reason: str,
+    policy_file: str | None, catalogs: tuple[str, ...],
+) -> None:  # fmt: skip
+    """Let a class or some students use a blocked platform for a while."""
+    if (class_id is None) == (not students):
+        raise click.UsageError("give either --class or one or more --student")
+    cat, policy = _settings(policy_file, catalogs)
+    tz = policy.tz if policy else local_zone()
+    try:
+        ov = grant_override(
+            OverrideStore(store_path), teacher=teacher, platform=platform, class_id=class_id,
+            students=students, minutes=minutes, until=until, reason=reason, catalogue=cat, tz=tz,
+            max_length=policy.override_max_length if policy else DEFAULT_MAX_LENGTH, role=role,
+        )  # fmt: skip
+    except ValueError as e:
+        raise click.ClickException(str(e)) from e
+    row = describe(ov, tz, datetime.now(UTC))
+    click.echo(f"granted {ov.id}: {ov.platform} for {row['target']} until {row['ends']}")
+
+
+@override_group.command("list")
+@_store_option
+@click.option("--all", "show_all", is_flag=True, help="Include expired and revoked grants.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)  # fmt: skip
+@_policy_option
+@_catalog_option
+def list_cmd(
+    store_path: str, show_all: bool, fmt: str, policy_file: str | None, catalogs: tuple[str, ...]
+) -> None:
+    """List grants in force or scheduled (all grants with --all)."""
+    tz = local_zone()
+    if policy_file:
+        tz = _settings(policy_file, catalogs)[1].tz  # type: ignore[union-attr]
+    now = datetime.now(UTC)
+    try:
+        overrides = OverrideStore(store_path).list(active_only=not show_all, now=now)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from e
+    if fmt == "json":
+        click.echo(json.dumps([describe(o, tz, now) for o in overrides], indent=2))
+        return
+    for line in list_lines(overrides, tz, now):
+        click.echo(line)
+
+
+@override_group.command("revoke")
+@_store_option
+@click.argument("override_id", metavar="ID")
+@click.option("--by", "by", required=True, help="The sourcedId of the person revoking it.")
+def revoke_cmd(store_path: str, override_id: str, by: str) -> None:
+    """End grant ID now (the record is kept, with who revoked it and when)."""
+    try:
+        ov = OverrideStore(store_path).revoke(override_id, by)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(f"revoked {ov.id} ({ov.platform}, {ov.target_words()})")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(override_group)
