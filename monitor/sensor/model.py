@@ -53,17 +53,23 @@ class Observation:
 
 @dataclass(slots=True)
 class Counters:
-    """What the sensor saw and dropped. Plain integers and one Counter of malformed kinds."""
+    """What the sensor saw and dropped.
+
+    ``malformed`` counts broken packets by kind (``ip_truncated``, ``tls_bad_sni``,
+    ``dns_pointer_loop``, ``quic_decrypt_failed``, …); ``skipped`` counts packets that are fine
+    but not for us (``not_ip``, ``ip_fragment``, ``tls_no_sni``, …).
+    """
 
     packets: int = 0
-    undecodable: int = 0  # link/IP/transport headers we could not read
+    undecodable: int = 0  # frames whose link/IP/transport headers are broken
     observations: int = 0
     duplicates: int = 0  # observations suppressed by the per-flow deduplication
     evicted: int = 0  # reassembly entries dropped to keep memory bounded
     malformed: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, object]:
-        """A JSON-ready copy (malformed kinds sorted)."""
+        """A JSON-ready copy (kinds sorted)."""
         return {
             "packets": self.packets,
             "undecodable": self.undecodable,
@@ -71,11 +77,13 @@ class Counters:
             "duplicates": self.duplicates,
             "evicted": self.evicted,
             "malformed": dict(sorted(self.malformed.items())),
+            "skipped": dict(sorted(self.skipped.items())),
         }
 
 
-def printable_name(raw: bytes) -> str:
-    """Lowercased ASCII text of a wire name; other bytes (and backslash) as ``\\DDD``.
+def printable_name(raw: bytes, *, lower: bool = True) -> str:
+    """ASCII text of a wire name (lowercased unless ``lower=False``); other bytes, space and
+    backslash as ``\\DDD``.
 
     Keeps hostile bytes (control characters, newlines, tabs) out of logs and TSV output.
     """
@@ -84,11 +92,11 @@ def printable_name(raw: bytes) -> str:
     except UnicodeDecodeError:
         text = None
     if text is not None and text.isprintable() and " " not in text and "\\" not in text:
-        return text.lower()
+        return text.lower() if lower else text
     out = []
     for b in raw:
         if 0x21 <= b <= 0x7E and b != 0x5C:
-            out.append(chr(b).lower())
+            out.append(chr(b).lower() if lower else chr(b))
         else:
             out.append(f"\\{b:03d}")
     return "".join(out)
