@@ -42,8 +42,18 @@ def make_hosts(c: cat.Catalogue, n: int, seed: int = 7) -> list[str]:
     suffixes = [s for p in c for s in p.suffixes]
     exact = [h for p in c for h in p.hosts]
     words = ["www", "api", "cdn", "static", "m", "img", "video", "edge", "v16", "rr3---sn-x"]
-    others = ["example.com", "wikipedia.org", "khanacademy.org", "google.com", "microsoft.com",
-              "instructure.com", "akamaized.net", "cloudfront.net", "apple.com", "example.org"]
+    others = [
+        "example.com",
+        "wikipedia.org",
+        "khanacademy.org",
+        "google.com",
+        "microsoft.com",
+        "instructure.com",
+        "akamaized.net",
+        "cloudfront.net",
+        "apple.com",
+        "example.org",
+    ]
     out: list[str] = []
     for i in range(n):
         r = rnd.random()
@@ -62,12 +72,14 @@ class NaiveMatcher:
     """What a hand-rolled filter often does: one regex per suffix, tried in order."""
 
     def __init__(self, c: cat.Catalogue) -> None:
+        # same semantics as the classifier: exact names first, then the longest suffix
         self.rules: list[tuple[re.Pattern[str], str]] = []
         for p in c:
             for h in p.hosts:
                 self.rules.append((re.compile(r"^" + re.escape(h) + r"\.?$", re.I), p.id))
-            for s in p.suffixes:
-                self.rules.append((re.compile(r"(^|\.)" + re.escape(s) + r"\.?$", re.I), p.id))
+        suffixes = sorted(((s, p.id) for p in c for s in p.suffixes), key=lambda x: -len(x[0]))
+        for s, pid in suffixes:
+            self.rules.append((re.compile(r"(^|\.)" + re.escape(s) + r"\.?$", re.I), pid))
 
     def __call__(self, host: str) -> str | None:
         for rx, pid in self.rules:
@@ -111,12 +123,19 @@ def main() -> None:
 
     print(f"machine: {machine()}")
     print(f"catalogue: {len(c)} entries, {len(naive.rules)} host/suffix rules")
-    print(f"classifier: {len(hosts)} hosts x {args.rounds} rounds, median {fast_ns:.0f} ns/lookup "
-          f"= {1e9 / fast_ns:,.0f} lookups/s (rounds: {', '.join(f'{x:.0f}' for x in per_round)})")
-    print(f"naive regex list: {len(sample)} hosts x 3 rounds, median {naive_ns:.0f} ns/lookup "
-          f"= {1e9 / naive_ns:,.0f} lookups/s")
-    print(f"ratio: the classifier is {naive_ns / fast_ns:.0f}x faster than the naive matcher "
-          f"(same run); target >= 500,000 lookups/s: {'met' if 1e9 / fast_ns >= 500_000 else 'NOT met'}")
+    print(
+        f"classifier: {len(hosts)} hosts x {args.rounds} rounds, median {fast_ns:.0f} ns/lookup "
+        f"= {1e9 / fast_ns:,.0f} lookups/s (rounds: {', '.join(f'{x:.0f}' for x in per_round)})"
+    )
+    print(
+        f"naive regex list: {len(sample)} hosts x 3 rounds, median {naive_ns:.0f} ns/lookup "
+        f"= {1e9 / naive_ns:,.0f} lookups/s"
+    )
+    met = "met" if 1e9 / fast_ns >= 500_000 else "NOT met"
+    print(
+        f"ratio: the classifier is {naive_ns / fast_ns:.0f}x faster than the naive matcher "
+        f"(same run); target >= 500,000 lookups/s: {met}"
+    )
     print(f"agreement on the sample: {len(sample) - disagree}/{len(sample)}")
 
 

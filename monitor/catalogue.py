@@ -20,7 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from .yamlfile import ConfigError, LineDict, LineList, load_yaml, validate
 
 CATEGORIES = ("social", "video", "messaging", "social_gaming", "kids", "forum", "ai_chat", "bypass")
-Category = Literal["social", "video", "messaging", "social_gaming", "kids", "forum", "ai_chat", "bypass"]
+Category = Literal[
+    "social", "video", "messaging", "social_gaming", "kids", "forum", "ai_chat", "bypass"
+]
 ACTIVITIES = ("view", "post", "upload", "message", "login", "stream", "live", "embed")
 Activity = Literal["view", "post", "upload", "message", "login", "stream", "live", "embed"]
 BypassKind = Literal["doh", "vpn", "proxy", "tor"]
@@ -168,9 +170,7 @@ class ActivityRule:
         if self.methods and method not in self.methods:
             return False
         if self.hosts or self.host_suffixes:
-            if host not in self.hosts and not any(
-                host.endswith(s) for s in self.host_suffixes
-            ):
+            if host not in self.hosts and not any(host.endswith(s) for s in self.host_suffixes):
                 return False
         if self.content_type and not content_type.lower().startswith(self.content_type):
             return False
@@ -295,7 +295,9 @@ def _merge(base: dict[str, Any], patch: PlatformPatch) -> dict[str, Any]:
                 # district rules come first so that they win over the shipped ones
                 out[key] = list(value) + list(base.get(key, []))
             else:
-                out[key] = list(base.get(key, [])) + [v for v in value if v not in base.get(key, [])]
+                out[key] = list(base.get(key, [])) + [
+                    v for v in value if v not in base.get(key, [])
+                ]
         elif value is not None and key in patch.model_fields_set:
             out[key] = value
     return out
@@ -334,12 +336,19 @@ def load(extra: Iterable[str | Path] = (), *, shipped: str | Path | None = None)
                 if model.id in entries:
                     first = origin[model.id]
                     raise ConfigError(
-                        path, line, where, f"id '{model.id}' is already defined at {first[0]}:{first[1]}"
+                        path,
+                        line,
+                        where,
+                        f"id '{model.id}' is already defined at {first[0]}:{first[1]}",
                     )
                 if section == "bypass" and model.category != "bypass":
-                    raise ConfigError(path, line, where, "field 'category': bypass entries have category 'bypass'")
+                    raise ConfigError(
+                        path, line, where, "field 'category': bypass entries have category 'bypass'"
+                    )
                 if model.category == "bypass" and model.bypass_kind is None:
-                    raise ConfigError(path, line, where, "field 'bypass_kind': required for bypass services")
+                    raise ConfigError(
+                        path, line, where, "field 'bypass_kind': required for bypass services"
+                    )
                 entries[model.id] = model.model_dump()
                 origin[model.id] = (path, line, where)
 
@@ -364,34 +373,47 @@ def _check_conflicts(
             if h in exact_owner and exact_owner[h] != p.id:
                 f, line, w = where(p.id)
                 raise ConfigError(
-                    f, line, f"{w}: field 'hosts'", f"host '{h}' is already claimed by '{exact_owner[h]}'"
+                    f,
+                    line,
+                    f"{w}: field 'hosts'",
+                    f"host '{h}' is already claimed by '{exact_owner[h]}'",
                 )
             exact_owner[h] = p.id
         for s in p.suffixes:
             if s in cdn:
                 f, line, w = where(p.id)
                 raise ConfigError(
-                    f, line, f"{w}: field 'suffixes'",
-                    f"'{s}' is a shared CDN suffix; list the platform's exact hosts under it instead",
+                    f,
+                    line,
+                    f"{w}: field 'suffixes'",
+                    f"'{s}' is a shared CDN suffix; list the platform's exact hosts under it",
                 )
             for c in cdn:
                 if s.endswith("." + c):
                     f, line, w = where(p.id)
                     raise ConfigError(
-                        f, line, f"{w}: field 'suffixes'",
-                        f"'{s}' lies under the shared CDN suffix '{c}': only exact hosts count there",
+                        f,
+                        line,
+                        f"{w}: field 'suffixes'",
+                        f"'{s}' lies under the shared CDN suffix '{c}': only exact hosts count",
                     )
             if s in suffix_owner and suffix_owner[s] != p.id:
                 f, line, w = where(p.id)
                 raise ConfigError(
-                    f, line, f"{w}: field 'suffixes'", f"suffix '{s}' is already claimed by '{suffix_owner[s]}'"
+                    f,
+                    line,
+                    f"{w}: field 'suffixes'",
+                    f"suffix '{s}' is already claimed by '{suffix_owner[s]}'",
                 )
             suffix_owner[s] = p.id
     for h, pid in exact_owner.items():
         if suffix_owner.get(h, pid) != pid:
             f, line, w = where(pid)
             raise ConfigError(
-                f, line, f"{w}: field 'hosts'", f"host '{h}' is already claimed as a suffix by '{suffix_owner[h]}'"
+                f,
+                line,
+                f"{w}: field 'hosts'",
+                f"host '{h}' is already claimed as a suffix by '{suffix_owner[h]}'",
             )
 
 

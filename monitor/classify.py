@@ -56,9 +56,10 @@ def _normalise_slow(host: object) -> str | None:
     if not h or len(h) > _MAX_HOST:
         return None
     if not h.isascii():
-        h = _to_ascii(h)
-        if h is None:
+        converted = _to_ascii(h)
+        if converted is None:
             return None
+        h = converted
     else:
         h = h.lower()
     if _BAD.search(h) is not None:

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
-
-M = TypeVar("M", bound=BaseModel)
 
 
 class LineDict(dict[str, Any]):
@@ -58,7 +56,9 @@ def _convert(node: yaml.Node, path: str) -> Any:
         for knode, vnode in node.value:
             key = _convert(knode, path)
             if not isinstance(key, str | int | float | bool) and key is not None:
-                raise ConfigError(path, knode.start_mark.line + 1, "", "mapping keys must be scalars")
+                raise ConfigError(
+                    path, knode.start_mark.line + 1, "", "mapping keys must be scalars"
+                )
             skey = str(key)
             if skey in out:
                 raise ConfigError(path, knode.start_mark.line + 1, f"key '{skey}'", "duplicate key")
@@ -130,7 +130,7 @@ def format_loc(loc: Sequence[str | int]) -> str:
     return out
 
 
-def validate(
+def validate[M: BaseModel](
     model: type[M],
     data: Any,
     path: str | Path,

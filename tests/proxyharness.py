@@ -71,9 +71,12 @@ def make_origin_ca(directory: Path, hosts: list[str]) -> TestCA:
         .not_valid_after(now + dt.timedelta(days=30))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
         )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+        )
         .sign(ca_key, hashes.SHA256())
     )
     leaf_key = ec.generate_private_key(ec.SECP256R1())
@@ -85,7 +88,9 @@ def make_origin_ca(directory: Path, hosts: list[str]) -> TestCA:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(days=1))
         .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(h) for h in hosts]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(h) for h in hosts]), critical=False
+        )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
@@ -95,7 +100,9 @@ def make_origin_ca(directory: Path, hosts: list[str]) -> TestCA:
         )
         .sign(ca_key, hashes.SHA256())
     )
-    out = TestCA(directory / "origin-ca.pem", directory / "origin-leaf.pem", directory / "origin-leaf.key")
+    out = TestCA(
+        directory / "origin-ca.pem", directory / "origin-leaf.pem", directory / "origin-leaf.key"
+    )
     out.cert_pem.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     out.leaf_cert.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
     out.leaf_key.write_bytes(
@@ -206,7 +213,7 @@ def start_proxy(
     ca: TestCA,
     options: dict[str, str],
     *,
-    scripts: tuple[str, ...] = ("addons/monitor.py",),
+    scripts: tuple[str, ...] = ("addons/student_monitor.py",),
 ) -> Proxy:
     port = free_port()
     confdir = workdir / "mitmconf"
@@ -214,13 +221,20 @@ def start_proxy(
     log = workdir / f"mitmdump-{port}.log"
     cmd = [
         mitmdump_bin(),
-        "--listen-host", "127.0.0.1",
-        "--listen-port", str(port),
-        "--set", f"confdir={confdir}",
-        "--set", f"ssl_verify_upstream_trusted_ca={ca.cert_pem}",
-        "-s", str(ROOT / "tests" / "upstream_map.py"),
-        "--set", f"test_upstream=127.0.0.1:{origin.https_port}",
-        "--set", f"test_upstream_plain=127.0.0.1:{origin.http_port}",
+        "--listen-host",
+        "127.0.0.1",
+        "--listen-port",
+        str(port),
+        "--set",
+        f"confdir={confdir}",
+        "--set",
+        f"ssl_verify_upstream_trusted_ca={ca.cert_pem}",
+        "-s",
+        str(ROOT / "tests" / "upstream_map.py"),
+        "--set",
+        f"test_upstream=127.0.0.1:{origin.https_port}",
+        "--set",
+        f"test_upstream_plain=127.0.0.1:{origin.http_port}",
     ]
     for s in scripts:
         cmd += ["-s", str(ROOT / s)]
@@ -263,10 +277,22 @@ def curl(
     if cacert is not None:
         bundle.write_bytes(b"".join(p.read_bytes() for p in cacert))
     cmd = [
-        "curl", "-sS", "-v", "--http1.1", "--max-time", str(timeout),
-        "--interface", client,
-        "-x", f"http://127.0.0.1:{proxy.port}",
-        "-X", method, "-D", "-", "-o", "-",
+        "curl",
+        "-sS",
+        "-v",
+        "--http1.1",
+        "--max-time",
+        str(timeout),
+        "--interface",
+        client,
+        "-x",
+        f"http://127.0.0.1:{proxy.port}",
+        "-X",
+        method,
+        "-D",
+        "-",
+        "-o",
+        "-",
     ]
     if cacert is not None:
         cmd += ["--cacert", str(bundle)]

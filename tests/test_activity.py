@@ -51,50 +51,161 @@ def cls(tmp_path_factory: pytest.TempPathFactory) -> Classifier:
     [
         # a person typing the address or following a link: a visit
         ("facebook", "GET", "www.facebook.com", "/", NAV, "view"),
-        ("facebook", "GET", "www.facebook.com", "/",
-         {**NAV, "Sec-Fetch-Site": "cross-site", "Referer": "https://school.example/"}, "view"),
+        (
+            "facebook",
+            "GET",
+            "www.facebook.com",
+            "/",
+            {**NAV, "Sec-Fetch-Site": "cross-site", "Referer": "https://school.example/"},
+            "view",
+        ),
         # the Like button iframe on a school's page
-        ("facebook", "GET", "www.facebook.com", "/plugins/like.php",
-         {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "iframe", "Sec-Fetch-Site": "cross-site",
-          "Referer": "https://school.example/news"}, "embed"),
+        (
+            "facebook",
+            "GET",
+            "www.facebook.com",
+            "/plugins/like.php",
+            {
+                "Sec-Fetch-Mode": "navigate",
+                "Sec-Fetch-Dest": "iframe",
+                "Sec-Fetch-Site": "cross-site",
+                "Referer": "https://school.example/news",
+            },
+            "embed",
+        ),
         # the pixel script on a school's page
-        ("facebook", "GET", "connect.facebook.net", "/en_US/fbevents.js",
-         {"Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "script", "Sec-Fetch-Site": "cross-site",
-          "Referer": "https://school.example/"}, "embed"),
+        (
+            "facebook",
+            "GET",
+            "connect.facebook.net",
+            "/en_US/fbevents.js",
+            {
+                "Sec-Fetch-Mode": "no-cors",
+                "Sec-Fetch-Dest": "script",
+                "Sec-Fetch-Site": "cross-site",
+                "Referer": "https://school.example/",
+            },
+            "embed",
+        ),
         # a script loaded by facebook's own page is part of the visit
-        ("facebook", "GET", "connect.facebook.net", "/en_US/sdk.js",
-         {"Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "script", "Sec-Fetch-Site": "cross-site",
-          "Referer": "https://www.facebook.com/"}, "view"),
+        (
+            "facebook",
+            "GET",
+            "connect.facebook.net",
+            "/en_US/sdk.js",
+            {
+                "Sec-Fetch-Mode": "no-cors",
+                "Sec-Fetch-Dest": "script",
+                "Sec-Fetch-Site": "cross-site",
+                "Referer": "https://www.facebook.com/",
+            },
+            "view",
+        ),
         # cross-site without any referrer: embed (not the platform's own page)
-        ("facebook", "GET", "connect.facebook.net", "/x.js",
-         {"Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "script", "Sec-Fetch-Site": "cross-site"}, "embed"),
+        (
+            "facebook",
+            "GET",
+            "connect.facebook.net",
+            "/x.js",
+            {
+                "Sec-Fetch-Mode": "no-cors",
+                "Sec-Fetch-Dest": "script",
+                "Sec-Fetch-Site": "cross-site",
+            },
+            "embed",
+        ),
         # an iframe of the platform inside its own page is not an embed
-        ("facebook", "GET", "www.facebook.com", "/frame",
-         {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "iframe", "Sec-Fetch-Site": "same-origin",
-          "Referer": "https://www.facebook.com/"}, "view"),
+        (
+            "facebook",
+            "GET",
+            "www.facebook.com",
+            "/frame",
+            {
+                "Sec-Fetch-Mode": "navigate",
+                "Sec-Fetch-Dest": "iframe",
+                "Sec-Fetch-Site": "same-origin",
+                "Referer": "https://www.facebook.com/",
+            },
+            "view",
+        ),
         # catalogue rules
-        ("facebook", "POST", "www.facebook.com", "/login/device-based/regular/login/?q=secret", {}, "login"),
-        ("facebook", "POST", "www.facebook.com", "/messages/send/", {"Sec-Fetch-Site": "same-origin"}, "message"),
+        (
+            "facebook",
+            "POST",
+            "www.facebook.com",
+            "/login/device-based/regular/login/?q=secret",
+            {},
+            "login",
+        ),
+        (
+            "facebook",
+            "POST",
+            "www.facebook.com",
+            "/messages/send/",
+            {"Sec-Fetch-Site": "same-origin"},
+            "message",
+        ),
         ("facebook", "POST", "upload.facebook.com", "/ajax/x", {}, "upload"),
-        ("facebook", "POST", "www.facebook.com", "/api/graphql/",
-         {"Content-Type": "application/x-www-form-urlencoded; charset=UTF-8"}, "post"),
-        ("facebook", "POST", "www.facebook.com", "/api/graphql/", {"Content-Type": "application/json"}, "view"),
+        (
+            "facebook",
+            "POST",
+            "www.facebook.com",
+            "/api/graphql/",
+            {"Content-Type": "application/x-www-form-urlencoded; charset=UTF-8"},
+            "post",
+        ),
+        (
+            "facebook",
+            "POST",
+            "www.facebook.com",
+            "/api/graphql/",
+            {"Content-Type": "application/json"},
+            "view",
+        ),
         ("facebook", "GET", "live.facebook.com", "/live/123", {}, "live"),
         ("facebook", "GET", "www.facebook.com", "/messages/send/", {}, "view"),  # method matters
         # an unmatched multipart upload
-        ("facebook", "POST", "www.facebook.com", "/other",
-         {"Content-Type": "multipart/form-data; boundary=x"}, "upload"),
+        (
+            "facebook",
+            "POST",
+            "www.facebook.com",
+            "/other",
+            {"Content-Type": "multipart/form-data; boundary=x"},
+            "upload",
+        ),
         ("youtube", "GET", "rr3---sn-abc.googlevideo.com", "/videoplayback", {}, "stream"),
-        ("youtube", "GET", "www.youtube.com", "/videoplayback", {}, "view"),  # rule limited to hosts
+        (
+            "youtube",
+            "GET",
+            "www.youtube.com",
+            "/videoplayback",
+            {},
+            "view",
+        ),  # rule limited to hosts
         # lowercase header names (HTTP/2)
-        ("facebook", "GET", "www.facebook.com", "/plugins/like.php",
-         {"sec-fetch-mode": "navigate", "sec-fetch-dest": "iframe", "sec-fetch-site": "cross-site",
-          "referer": "https://school.example/"}, "embed"),
+        (
+            "facebook",
+            "GET",
+            "www.facebook.com",
+            "/plugins/like.php",
+            {
+                "sec-fetch-mode": "navigate",
+                "sec-fetch-dest": "iframe",
+                "sec-fetch-site": "cross-site",
+                "referer": "https://school.example/",
+            },
+            "embed",
+        ),
     ],
 )
 def test_request_activity(
-    cls: Classifier, platform: str, method: str, host: str, path: str,
-    headers: dict[str, str], activity: str,
+    cls: Classifier,
+    platform: str,
+    method: str,
+    host: str,
+    path: str,
+    headers: dict[str, str],
+    activity: str,
 ) -> None:
     p = cls.catalogue[platform]
     assert request_activity(p, method, host, path, headers, cls.platform_of) == activity

@@ -75,27 +75,49 @@ def test_shipped_catalogue_loads() -> None:
     ("old", "new", "expect"),
     [
         # unknown key in an entry
-        ("    min_age: 13\n", "    min_age: 13\n    colour: blue\n",
-         ["base.yaml:9", "entry 'alpha'", "field 'colour'", "unknown key"]),
+        (
+            "    min_age: 13\n",
+            "    min_age: 13\n    colour: blue\n",
+            ["base.yaml:9", "entry 'alpha'", "field 'colour'", "unknown key"],
+        ),
         # bad regular expression
-        ("path: '^/api/post'", "path: '^/api/(post'",
-         ["base.yaml:13", "entry 'alpha'", "activities[0].path", "bad regular expression"]),
+        (
+            "path: '^/api/post'",
+            "path: '^/api/(post'",
+            ["base.yaml:13", "entry 'alpha'", "activities[0].path", "bad regular expression"],
+        ),
         # unknown activity
-        ("{activity: post,", "{activity: posting,",
-         ["base.yaml:13", "entry 'alpha'", "activities[0].activity"]),
+        (
+            "{activity: post,",
+            "{activity: posting,",
+            ["base.yaml:13", "entry 'alpha'", "activities[0].activity"],
+        ),
         # wrong category
         ("category: kids", "category: toys", ["base.yaml:17", "entry 'kids'", "field 'category'"]),
         # a host claimed by two platforms
-        ("suffixes: [kids.example]", "suffixes: [kids.example]\n    hosts: [alpha-media.cdn-shared.example]",
-         ["entry 'kids'", "field 'hosts'", "already claimed by 'alpha'"]),
+        (
+            "suffixes: [kids.example]",
+            "suffixes: [kids.example]\n    hosts: [alpha-media.cdn-shared.example]",
+            ["entry 'kids'", "field 'hosts'", "already claimed by 'alpha'"],
+        ),
         # a suffix claimed by two platforms
-        ("suffixes: [kids.example]", "suffixes: [kids.example, alpha.example]",
-         ["entry 'kids'", "field 'suffixes'", "'alpha.example' is already claimed by 'alpha'"]),
+        (
+            "suffixes: [kids.example]",
+            "suffixes: [kids.example, alpha.example]",
+            ["entry 'kids'", "field 'suffixes'", "'alpha.example' is already claimed by 'alpha'"],
+        ),
         # a suffix under a shared CDN
-        ("suffixes: [kids.example]", "suffixes: [kids.example, kids.cdn-shared.example]",
-         ["entry 'kids'", "lies under the shared CDN suffix"]),
+        (
+            "suffixes: [kids.example]",
+            "suffixes: [kids.example, kids.cdn-shared.example]",
+            ["entry 'kids'", "lies under the shared CDN suffix"],
+        ),
         # an IP address as a host
-        ("hosts: [doh.one.example]", "hosts: [192.0.2.1]", ["entry 'doh-one'", "field 'hosts'", "'192.0.2.1' is an IP address"]),
+        (
+            "hosts: [doh.one.example]",
+            "hosts: [192.0.2.1]",
+            ["entry 'doh-one'", "field 'hosts'", "'192.0.2.1' is an IP address"],
+        ),
         # a non-ASCII host must be in IDNA form
         ("suffixes: [alpha.example]", "suffixes: [alphä.example]", ["entry 'alpha'", "IDNA"]),
         # a duplicate id
@@ -107,9 +129,17 @@ def test_shipped_catalogue_loads() -> None:
         # bad YAML
         ("    name: Alpha\n", "    name: [Alpha\n", ["base.yaml:", "invalid YAML"]),
         # duplicate key
-        ("    min_age: 13\n", "    min_age: 13\n    min_age: 14\n", ["base.yaml:9", "duplicate key"]),
+        (
+            "    min_age: 13\n",
+            "    min_age: 13\n    min_age: 14\n",
+            ["base.yaml:9", "duplicate key"],
+        ),
         # top-level unknown key
-        ("version: 1\n", "version: 1\nplatfroms: []\n", ["base.yaml:2", "field 'platfroms'", "unknown key"]),
+        (
+            "version: 1\n",
+            "version: 1\nplatfroms: []\n",
+            ["base.yaml:2", "field 'platfroms'", "unknown key"],
+        ),
     ],
 )
 def test_bad_catalogue_names_file_line_entry_field(
@@ -126,7 +156,10 @@ def test_bad_catalogue_names_file_line_entry_field(
 
 
 def test_district_file_extends_and_adds(base: Path, tmp_path: Path) -> None:
-    extra = write(tmp_path, "district.yaml", """\
+    extra = write(
+        tmp_path,
+        "district.yaml",
+        """\
         platforms:
           - id: alpha
             hosts: [alpha-extra.cdn-shared.example]
@@ -140,7 +173,8 @@ def test_district_file_extends_and_adds(base: Path, tmp_path: Path) -> None:
             min_age: 13
             suffixes: [localchat.example]
             page_hosts: [localchat.example]
-        """)
+        """,
+    )
     c = cat.load([extra], shipped=base)
     alpha = c["alpha"]
     assert alpha.min_age == 16
@@ -155,11 +189,19 @@ def test_district_file_extends_and_adds(base: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "expect"),
     [
-        ("platforms:\n  - id: alpha\n    colour: red\n", ["district.yaml:3", "entry 'alpha'", "field 'colour'"]),
-        ("platforms:\n  - id: newone\n    name: New\n", ["district.yaml:2", "entry 'newone'", "field 'owner'"]),
-        ("platforms:\n  - id: beta\n    name: B\n    owner: B\n    category: social\n"
-         "    suffixes: [alpha.example]\n    page_hosts: [alpha.example]\n",
-         ["district.yaml", "entry 'beta'", "already claimed by 'alpha'"]),
+        (
+            "platforms:\n  - id: alpha\n    colour: red\n",
+            ["district.yaml:3", "entry 'alpha'", "field 'colour'"],
+        ),
+        (
+            "platforms:\n  - id: newone\n    name: New\n",
+            ["district.yaml:2", "entry 'newone'", "field 'owner'"],
+        ),
+        (
+            "platforms:\n  - id: beta\n    name: B\n    owner: B\n    category: social\n"
+            "    suffixes: [alpha.example]\n    page_hosts: [alpha.example]\n",
+            ["district.yaml", "entry 'beta'", "already claimed by 'alpha'"],
+        ),
         ("platforms: {}\n", ["district.yaml", "platforms"]),
         ("- just a list\n", ["district.yaml:1", "mapping"]),
     ],

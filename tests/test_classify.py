@@ -120,9 +120,7 @@ def test_normalise_host(raw: str, norm: str | None) -> None:
     assert normalise_host(raw) == norm
 
 
-hostish = st.text(
-    alphabet=st.sampled_from("abcxyz019-_.:[]ÄüйＡ。\x00 /"), min_size=0, max_size=40
-)
+hostish = st.text(alphabet=st.sampled_from("abcxyz019-_.:[]ÄüйＡ。\x00 /"), min_size=0, max_size=40)
 
 
 @given(st.one_of(hostish, st.text(max_size=300), st.binary(max_size=300)))

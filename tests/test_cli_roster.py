@@ -11,8 +11,13 @@ from oneroster_factory import set_cell, write_district
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "monitor", *args],
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "monitor", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_roster_check_counts(tmp_path: Path) -> None:
@@ -30,7 +35,9 @@ def test_roster_check_counts(tmp_path: Path) -> None:
 def test_roster_check_reports_skipped_rows_with_file_line_field(tmp_path: Path) -> None:
     d = write_district(tmp_path / "r", students=10, teachers=1)
     student = next(p for p in d.people if p.role == "student")
-    line = set_cell(tmp_path / "r" / "demographics.csv", student.sourced_id, "birthDate", "2011-02-30")
+    line = set_cell(
+        tmp_path / "r" / "demographics.csv", student.sourced_id, "birthDate", "2011-02-30"
+    )
     r = run("roster", "check", str(tmp_path / "r"))
     assert r.returncode == 0, r.stderr
     assert f"demographics.csv:{line}: birthDate:" in r.stdout

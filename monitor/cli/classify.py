@@ -32,10 +32,21 @@ def _hosts(args: tuple[str, ...]) -> Iterator[str]:
 
 @click.command("classify")
 @click.argument("hosts", nargs=-1)
-@click.option("--catalog", "catalogs", multiple=True, type=click.Path(dir_okay=False),
-              help="A district catalogue file merged over the shipped one (repeatable).")
-@click.option("--format", "fmt", type=click.Choice(["tsv", "json"]), default="tsv",
-              show_default=True, help="tsv: host<TAB>platform ('-' for none); json: one object per line.")
+@click.option(
+    "--catalog",
+    "catalogs",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="A district catalogue file merged over the shipped one (repeatable).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["tsv", "json"]),
+    default="tsv",
+    show_default=True,
+    help="tsv: host<TAB>platform ('-' for none); json: one object per line.",
+)
 def classify_cmd(hosts: tuple[str, ...], catalogs: tuple[str, ...], fmt: str) -> None:
     """Print the platform of each HOST (or of each line on standard input)."""
     cls = Classifier(_load(catalogs))
@@ -45,14 +56,19 @@ def classify_cmd(hosts: tuple[str, ...], catalogs: tuple[str, ...], fmt: str) ->
         if fmt == "tsv":
             out.write(f"{host}\t{p.id if p else '-'}\n")
         else:
-            out.write(json.dumps({
-                "host": host,
-                "normalised": normalise_host(host),
-                "platform": p.id if p else None,
-                "name": p.name if p else None,
-                "category": p.category if p else None,
-                "page_host": p.is_page_host(normalise_host(host) or "") if p else None,
-            }) + "\n")
+            out.write(
+                json.dumps(
+                    {
+                        "host": host,
+                        "normalised": normalise_host(host),
+                        "platform": p.id if p else None,
+                        "name": p.name if p else None,
+                        "category": p.category if p else None,
+                        "page_host": p.is_page_host(normalise_host(host) or "") if p else None,
+                    }
+                )
+                + "\n"
+            )
 
 
 @click.group("catalog")
@@ -61,33 +77,60 @@ def catalog_group() -> None:
 
 
 @catalog_group.command("list")
-@click.option("--catalog", "catalogs", multiple=True, type=click.Path(dir_okay=False),
-              help="A district catalogue file merged over the shipped one (repeatable).")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option(
+    "--catalog",
+    "catalogs",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="A district catalogue file merged over the shipped one (repeatable).",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
 def catalog_list(catalogs: tuple[str, ...], fmt: str) -> None:
     """List platforms and bypass services with their ages and host counts."""
     cat = _load(catalogs)
     rows = sorted(cat, key=lambda p: (p.category == "bypass", p.id))
     if fmt == "json":
-        click.echo(json.dumps([{
-            "id": p.id, "name": p.name, "owner": p.owner, "category": p.category,
-            "min_age": p.min_age, "designed_for_children": p.designed_for_children,
-            "bypass_kind": p.bypass_kind, "suffixes": list(p.suffixes), "hosts": list(p.hosts),
-            "page_hosts": sorted(p.page_hosts) + ["*" + s for s in p.page_suffixes],
-            "activity_rules": len(p.activities),
-        } for p in rows], indent=2))
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "id": p.id,
+                        "name": p.name,
+                        "owner": p.owner,
+                        "category": p.category,
+                        "min_age": p.min_age,
+                        "designed_for_children": p.designed_for_children,
+                        "bypass_kind": p.bypass_kind,
+                        "suffixes": list(p.suffixes),
+                        "hosts": list(p.hosts),
+                        "page_hosts": sorted(p.page_hosts) + ["*" + s for s in p.page_suffixes],
+                        "activity_rules": len(p.activities),
+                    }
+                    for p in rows
+                ],
+                indent=2,
+            )
+        )
         return
-    click.echo(f"{'id':<16} {'name':<26} {'category':<14} {'min age':>7} {'kids':>5} "
-               f"{'suffixes':>8} {'hosts':>6} {'rules':>6}")
+    click.echo(
+        f"{'id':<16} {'name':<26} {'category':<14} {'min age':>7} {'kids':>5} "
+        f"{'suffixes':>8} {'hosts':>6} {'rules':>6}"
+    )
     for p in rows:
         age = "-" if p.min_age is None else str(p.min_age)
         cat_name = p.category if not p.bypass_kind else f"bypass/{p.bypass_kind}"
-        click.echo(f"{p.id:<16} {p.name[:26]:<26} {cat_name:<14} {age:>7} "
-                   f"{'yes' if p.designed_for_children else 'no':>5} {len(p.suffixes):>8} "
-                   f"{len(p.hosts):>6} {len(p.activities):>6}")
+        click.echo(
+            f"{p.id:<16} {p.name[:26]:<26} {cat_name:<14} {age:>7} "
+            f"{'yes' if p.designed_for_children else 'no':>5} {len(p.suffixes):>8} "
+            f"{len(p.hosts):>6} {len(p.activities):>6}"
+        )
     n_bypass = sum(1 for p in rows if p.category == "bypass")
-    click.echo(f"{len(rows) - n_bypass} platforms, {n_bypass} bypass services, "
-               f"{len(cat.shared_cdn_suffixes)} shared CDN suffixes")
+    click.echo(
+        f"{len(rows) - n_bypass} platforms, {n_bypass} bypass services, "
+        f"{len(cat.shared_cdn_suffixes)} shared CDN suffixes"
+    )
 
 
 @catalog_group.command("check")

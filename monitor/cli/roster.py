@@ -17,8 +17,12 @@ def roster_group() -> None:
 
 @roster_group.command("check")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False))
-@click.option("--on", "on", metavar="DATE", help="Count age bands on this date (YYYY-MM-DD); default today.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--on", "on", metavar="DATE", help="Count age bands on this date (YYYY-MM-DD); default today."
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
 def roster_check(directory: str, on: str | None, fmt: str) -> None:
     """Load the roster in DIRECTORY: exit 0 when it loads, printing counts by role, school and
     age band and every problem as file:line: field: message; exit 1 when it is rejected."""
@@ -31,31 +35,48 @@ def roster_check(directory: str, on: str | None, fmt: str) -> None:
     except RosterError as e:
         for p in e.problems:
             click.echo(f"{p.kind}: {p}", err=True)
+        errors = sum(1 for p in e.problems if p.kind == "error")
         raise click.ClickException(
-            f"roster {directory} rejected: {sum(1 for p in e.problems if p.kind == 'error')} error(s); "
-            "nothing was loaded"
+            f"roster {directory} rejected: {errors} error(s); nothing was loaded"
         ) from e
     roster = loaded.roster
     counts = roster.counts(day)
     schools = {sid: (s.identifier or s.name) for sid, s in roster.schools.items()}
     if fmt == "json":
-        click.echo(json.dumps({
-            "directory": directory,
-            "oneroster_version": roster.oneroster_version,
-            "version": roster.version,
-            "day": day.isoformat(),
-            "people": counts.people,
-            "disabled": counts.disabled,
-            "by_role": counts.by_role,
-            "by_school": {schools.get(k, k): v for k, v in counts.by_school.items()},
-            "by_age_band": counts.by_age_band,
-            "classes": len(roster.classes),
-            "problems": [{"kind": p.kind, "file": p.file, "line": p.line, "field": p.field,
-                          "message": p.message} for p in loaded.problems],
-        }, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "directory": directory,
+                    "oneroster_version": roster.oneroster_version,
+                    "version": roster.version,
+                    "day": day.isoformat(),
+                    "people": counts.people,
+                    "disabled": counts.disabled,
+                    "by_role": counts.by_role,
+                    "by_school": {schools.get(k, k): v for k, v in counts.by_school.items()},
+                    "by_age_band": counts.by_age_band,
+                    "classes": len(roster.classes),
+                    "problems": [
+                        {
+                            "kind": p.kind,
+                            "file": p.file,
+                            "line": p.line,
+                            "field": p.field,
+                            "message": p.message,
+                        }
+                        for p in loaded.problems
+                    ],
+                },
+                indent=2,
+            )
+        )
         return
-    click.echo(f"roster {directory}: OneRoster {roster.oneroster_version}, version {roster.version}")
-    click.echo(f"people: {counts.people} enabled, {counts.disabled} disabled or to be deleted (left out)")
+    click.echo(
+        f"roster {directory}: OneRoster {roster.oneroster_version}, version {roster.version}"
+    )
+    click.echo(
+        f"people: {counts.people} enabled, {counts.disabled} disabled or to be deleted (left out)"
+    )
     click.echo(f"schools: {len(roster.schools)}, classes: {len(roster.classes)}")
     click.echo("by role:")
     for role, n in counts.by_role.items():

@@ -1,0 +1,124 @@
+"""Enforcement on the request path: activity, decision, then block page, restriction headers
+or nothing; and no HTTP/3 advertisements from catalogue hosts, so browsers stay on TCP
+through the proxy."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+
+from mitmproxy import http
+
+from monitor.blockpage import BlockInfo, render_html, render_json, wants_html
+from monitor.classify import normalise_host
+from monitor.engine import decide_request
+from monitor.model import Decision
+
+from .runtime import Runtime
+from .selective import Selective, fails_closed
+
+log = logging.getLogger("monitor")
+
+_FAILED = Decision(
+    "block",
+    "filter-error",
+    "The district's filter could not check this request, so it was blocked to be safe. "
+    "Try again in a moment.",
+)
+
+
+class Enforce:
+    def __init__(self, runtime: Runtime, selective: Selective) -> None:
+        self.rt = runtime
+        self.sel = selective
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live or self.rt.district is None:
+            return
+        who = None
+        try:
+            district = self.rt.district
+            auth = flow.metadata.get("proxyauth")
+            user = auth[0] if isinstance(auth, tuple) and auth else None
+            st = self.sel.state(flow.client_conn, user)
+            who = st.who
+            host = normalise_host(flow.request.pretty_host) or ""
+            platform = district.classifier.platform_of_normalised(host) if host else None
+            if platform is None and st.plan is not None and st.plan.platform is not None:
+                platform = (
+                    st.plan.platform
+                )  # Host header outside the catalogue on a catalogue TLS name
+                host = st.plan.host or host
+            if platform is None:
+                return  # plain HTTP to a host outside the catalogue: not our business
+            now = time.time()
+            activity, decision = decide_request(
+                district,
+                who,
+                platform,
+                flow.request.method,
+                host,
+                flow.request.path,
+                flow.request.headers,
+                now,
+            )
+            flow.metadata["monitor"] = {
+                "platform": platform.id,
+                "activity": activity,
+                "action": decision.action,
+                "rule": decision.rule_id,
+            }
+            lab = self.rt.labels(who, now)
+            self.rt.record(who, lab, platform.id, activity, host, decision, now)
+            if decision.action == "block":
+                self._block(flow, platform.name, host, activity, decision, now)
+            elif decision.action == "restrict":
+                for name, value in decision.headers:
+                    flow.request.headers[name] = value
+        except Exception:  # noqa: BLE001 - one flow must never take the proxy down
+            log.exception("monitor: request handling failed")
+            closed = fails_closed(who, self.rt)
+            self.rt.metrics.flow_errors.labels("closed" if closed else "open").inc()
+            if closed:
+                self._block(
+                    flow, "this site", flow.request.pretty_host, "view", _FAILED, time.time()
+                )
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        if flow.response is None or "monitor" not in flow.metadata:
+            return
+        # Keep browsers on TCP through the proxy: mitmproxy does not carry QUIC here.
+        flow.response.headers.pop("alt-svc", None)
+
+    def _block(
+        self,
+        flow: http.HTTPFlow,
+        platform_name: str,
+        host: str,
+        activity: str,
+        decision: Decision,
+        now: float,
+    ) -> None:
+        district = self.rt.district
+        assert district is not None
+        policy = district.policy
+        info = BlockInfo(
+            district=policy.district,
+            contact=policy.contact,
+            platform_name=platform_name,
+            host=host,
+            activity=activity,
+            rule_id=decision.rule_id,
+            reason=decision.reason,
+            when=datetime.fromtimestamp(now, policy.tz).strftime("%Y-%m-%d %H:%M %Z"),
+        )
+        headers = {"Cache-Control": "no-store", "X-Monitor-Rule": decision.rule_id}
+        if wants_html(flow.request.headers):
+            headers["Content-Type"] = "text/html; charset=utf-8"
+            headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
+            body = render_html(info).encode()
+        else:
+            headers["Content-Type"] = "application/json"
+            body = render_json(info).encode()
+        flow.response = http.Response.make(403, body, headers)

@@ -1,0 +1,260 @@
+"""The shared state of the monitor's addons: the district snapshot (reloaded on change), the
+metrics endpoint, the incident recorder and the pseudonym key.
+
+Options (``--set name=value``):
+  monitor_config           the district configuration directory (district.yaml)
+  monitor_metrics_listen   host:port of the Prometheus endpoint ('' to disable)
+  monitor_reload_interval  seconds between checks for changed configuration files
+  monitor_store            incident store URL (default: district.yaml's, else SQLite in state_dir)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mitmproxy import exceptions
+
+from monitor.district import District, DistrictLoader, pseudonym_key
+from monitor.engine import Labels, labels
+from monitor.incidents import UNKNOWN_PERSON, IncidentEvent, pseudonym
+from monitor.metrics import Metrics
+from monitor.model import AGE_BANDS, Decision, Identity
+from monitor.recorder import Recorder
+from monitor.yamlfile import ConfigError
+
+log = logging.getLogger("monitor")
+
+
+class Runtime:
+    """Owns everything the other addons share. Loaded first."""
+
+    def __init__(self) -> None:
+        self.loader: DistrictLoader | None = None
+        self.district: District | None = None
+        self.metrics = Metrics()
+        self.recorder: Recorder | None = None
+        self.key: bytes = b""
+        self._metrics_server: Any = None
+        self._reload_task: asyncio.Task[None] | None = None
+
+    # -- mitmproxy hooks ---------------------------------------------------------------------
+
+    def load(self, loader: Any) -> None:
+        loader.add_option(
+            "monitor_config",
+            str,
+            "",
+            "District configuration directory (with district.yaml): roster, devices, leases, "
+            "policy, catalogue additions and state directory.",
+        )
+        loader.add_option(
+            "monitor_metrics_listen",
+            str,
+            "127.0.0.1:9464",
+            "host:port where Prometheus metrics are served; empty to disable.",
+        )
+        loader.add_option(
+            "monitor_reload_interval",
+            float,
+            2.0,
+            "Seconds between checks for changed roster, device, lease, policy, catalogue and "
+            "override files. A bad new file is rejected and the one in force stays.",
+        )
+        loader.add_option(
+            "monitor_store",
+            str,
+            "",
+            "Incident store URL (sqlite:///path or postgresql+psycopg://…); default: "
+            "district.yaml's 'store', else SQLite in the state directory.",
+        )
+
+    def configure(self, updated: set[str]) -> None:
+        from mitmproxy import ctx
+
+        if "monitor_config" in updated and ctx.options.monitor_config:
+            try:
+                loader = DistrictLoader(ctx.options.monitor_config)
+                district = loader.load()
+                key = pseudonym_key(district)
+            except (ConfigError, ValueError, OSError) as e:
+                raise exceptions.OptionsError(f"monitor_config: {e}") from e
+            self.loader, self.district, self.key = loader, district, key
+            self._count_config(
+                district,
+                loaded=(
+                    "catalogue",
+                    "roster",
+                    "policy",
+                    "devices",
+                    "leases",
+                    "addresses",
+                    "overrides",
+                ),
+            )
+            self._start_recorder(district, ctx.options.monitor_store)
+            log.info(
+                "monitor: district loaded from %s (%d people, %d platforms, %d rules)",
+                district.config_dir,
+                len(district.roster.people),
+                len(district.catalogue),
+                len(district.policy.rules),
+            )
+        if "monitor_metrics_listen" in updated:
+            self._start_metrics(ctx.options.monitor_metrics_listen)
+
+    def running(self) -> None:
+        if self._reload_task is None and self.loader is not None:
+            self._reload_task = asyncio.get_running_loop().create_task(self._reload_loop())
+
+    def done(self) -> None:
+        if self._reload_task is not None:
+            self._reload_task.cancel()
+        if self.recorder is not None:
+            # flush what is queued: a restart loses nothing
+            self.recorder.close(timeout=20)
+            self.recorder = None
+        if self._metrics_server is not None:
+            try:
+                self._metrics_server.shutdown()
+            except Exception:  # noqa: BLE001 - shutting down anyway
+                pass
+
+    # -- parts ---------------------------------------------------------------------------------
+
+    def _start_metrics(self, listen: str) -> None:
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+            self._metrics_server = None
+        if not listen:
+            return
+        from prometheus_client import start_http_server
+
+        host, _, port = listen.rpartition(":")
+        try:
+            server, _thread = start_http_server(
+                int(port), addr=host.strip("[]") or "127.0.0.1", registry=self.metrics.registry
+            )
+        except (OSError, ValueError) as e:
+            raise exceptions.OptionsError(
+                f"monitor_metrics_listen: cannot listen on {listen}: {e}"
+            ) from e
+        self._metrics_server = server
+
+    def _start_recorder(self, district: District, store_url: str) -> None:
+        if self.recorder is not None:
+            return
+        from monitor.store import open_store
+
+        url = store_url or district.store_url
+        state = district.state_dir
+        state.mkdir(parents=True, exist_ok=True)
+        window = district.policy.dedupe_window
+        self.recorder = Recorder(
+            lambda: open_store(url, window=window),
+            spool_path=Path(state) / "incident-spool.jsonl",
+        )
+
+    def _count_config(self, district: District, loaded: tuple[str, ...]) -> None:
+        now = time.time()
+        for component in loaded:
+            self.metrics.reloads.labels(component, "success").inc()
+            self.metrics.config_loaded.labels(component).set(now)
+        m = self.metrics.config_size
+        m.labels("people").set(len(district.roster.people))
+        m.labels("schools").set(len(district.roster.schools))
+        m.labels("platforms").set(len(district.catalogue))
+        m.labels("rules").set(len(district.policy.rules))
+        m.labels("devices").set(len(district.inventory.devices) if district.inventory else 0)
+        m.labels("leases").set(sum(len(t) for t in district.leases))
+        m.labels("static_addresses").set(len(district.addresses))
+        self.metrics.config_version.info({k: str(v) for k, v in district.versions.items()})
+
+    async def _reload_loop(self) -> None:
+        from mitmproxy import ctx
+
+        while True:
+            await asyncio.sleep(max(0.2, ctx.options.monitor_reload_interval))
+            if self.loader is None:
+                continue
+            try:
+                # file reading and parsing happen off the event loop
+                district, results = await asyncio.to_thread(self.loader.reload)
+            except Exception:  # noqa: BLE001 - reloading must never take the proxy down
+                log.exception("monitor: reload failed unexpectedly; configuration unchanged")
+                self.metrics.reloads.labels("all", "failure").inc()
+                continue
+            self.district = district
+            ok = tuple(r.component for r in results if r.ok)
+            for r in results:
+                if not r.ok:
+                    self.metrics.reloads.labels(r.component, "failure").inc()
+                    log.warning(
+                        "monitor: %s rejected, the previous one stays in force: %s",
+                        r.component,
+                        r.message,
+                    )
+            if ok:
+                self._count_config(district, ok)
+                log.info("monitor: reloaded %s", ", ".join(ok))
+
+    # -- helpers for the other addons ------------------------------------------------------
+
+    def labels(self, who: Identity, when: float) -> Labels:
+        assert self.district is not None
+        return labels(self.district, who, when)
+
+    def record(
+        self,
+        who: Identity,
+        lab: Labels,
+        platform: str,
+        activity: str,
+        host: str,
+        decision: Decision,
+        when: float,
+        source: str = "proxy",
+    ) -> None:
+        """Count one decision and queue an incident when policy asks for one."""
+        m = self.metrics
+        m.requests.labels(
+            platform, activity, decision.action, lab.age_band, lab.school, source
+        ).inc()
+        if decision.incident is None:
+            return
+        m.incidents.labels(platform, decision.incident, lab.school, source).inc()
+        if self.recorder is None:
+            return
+        person = who.person
+        try:
+            event = IncidentEvent(
+                time=datetime.fromtimestamp(when, UTC),
+                person=pseudonym(self.key, person.sourced_id) if person else UNKNOWN_PERSON,
+                school=lab.school if lab.school != "unknown" else "",
+                grade=",".join(person.grades)[:16] if person else "",
+                age_band=lab.age_band if lab.age_band in AGE_BANDS else "",
+                role=person.role if person else "unknown",
+                platform=platform,
+                activity=activity,
+                action=decision.action,
+                rule_id=decision.rule_id,
+                reason=decision.reason,
+                host=host,
+                source=source,  # type: ignore[arg-type]
+                severity=decision.incident,
+            )
+        except ValueError as e:
+            log.warning("monitor: incident not recorded: %s", e)
+            return
+        if not self.recorder.submit(event):
+            m.queue_dropped.inc()
+
+    def update_queue_metrics(self) -> None:
+        if self.recorder is None:
+            return
+        s = self.recorder.stats
+        self.metrics.queue_depth.set(s.queue_depth)

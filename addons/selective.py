@@ -1,0 +1,142 @@
+"""Selective interception: decrypt only what the decision needs.
+
+For each new connection: who is it (client address, proxy-auth user), what is it (SNI and the
+CONNECT host, classified). Not in the catalogue → the TLS connection passes through untouched
+(``ignore_connection``): the privacy promise. A catalogue connection whose decision cannot
+depend on the request: allowed → passes through too; blocked → refused without decrypting,
+unless it is a page host, where the person should see the block page. Everything else is
+intercepted and decided per request by ``enforce``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from mitmproxy import connection, http, tls
+
+from monitor.engine import ConnectionPlan, plan_connection
+from monitor.model import Identity
+
+from .runtime import Runtime
+
+log = logging.getLogger("monitor")
+
+
+@dataclass
+class ConnState:
+    """What we know about one client connection."""
+
+    who: Identity
+    proxy_user: str | None = None
+    connect_host: str | None = None
+    plan: ConnectionPlan | None = None
+
+
+def client_address(client: connection.Client) -> str:
+    peer = client.peername
+    return str(peer[0]) if peer else ""
+
+
+def fails_closed(who: Identity | None, runtime: Runtime) -> bool:
+    """The failure mode for a flow whose handling raised: closed for under-13 and unknown
+    students (the strict side of COPPA), open for everybody else."""
+    if who is None or who.person is None:
+        return True
+    if not who.person.is_student:
+        return False
+    lab = runtime.labels(who, time.time())
+    return lab.age_band in ("under13", "unknown")
+
+
+class Selective:
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+        self.conns: dict[str, ConnState] = {}
+
+    def state(self, client: connection.Client, proxy_user: str | None = None) -> ConnState:
+        st = self.conns.get(client.id)
+        if st is None or (proxy_user and st.proxy_user != proxy_user):
+            assert self.rt.district is not None
+            who = self.rt.district.resolver.resolve(client_address(client), proxy_user)
+            st = ConnState(who, proxy_user)
+            self.conns[client.id] = st
+        return st
+
+    def client_disconnected(self, client: connection.Client) -> None:
+        self.conns.pop(client.id, None)
+
+    def http_connect(self, flow: http.HTTPFlow) -> None:
+        """Regular (explicit) proxy mode: the CONNECT names the host before any TLS."""
+        if self.rt.district is None or flow.response is not None:
+            return
+        try:
+            auth = flow.metadata.get("proxyauth")
+            user = auth[0] if isinstance(auth, tuple) and auth else None
+            st = self.state(flow.client_conn, user)
+            st.connect_host = flow.request.host
+            plan = plan_connection(self.rt.district, st.who, (flow.request.host,), time.time())
+            if plan.outcome == "refuse":
+                # cheapest refusal there is: no TLS, no upstream connection
+                self.rt.metrics.connections.labels(
+                    "refused", plan.platform.id if plan.platform else "none"
+                ).inc()
+                self._record_refusal(st, plan)
+                flow.response = http.Response.make(
+                    403,
+                    b"Blocked by the district's policy.\n",
+                    {"Content-Type": "text/plain; charset=utf-8", "Connection": "close"},
+                )
+        except Exception:  # noqa: BLE001 - one flow must never take the proxy down
+            log.exception("monitor: http_connect failed")
+            st_who = self.conns.get(flow.client_conn.id)
+            closed = fails_closed(st_who.who if st_who else None, self.rt)
+            self.rt.metrics.flow_errors.labels("closed" if closed else "open").inc()
+            if closed:
+                flow.response = http.Response.make(
+                    403, b"The district's filter could not check this.\n"
+                )
+
+    def tls_clienthello(self, data: tls.ClientHelloData) -> None:
+        if self.rt.district is None:
+            return
+        client = data.context.client
+        try:
+            st = self.state(client)
+            hosts = (data.client_hello.sni, st.connect_host, _server_host(data))
+            plan = plan_connection(self.rt.district, st.who, hosts, time.time())
+            st.plan = plan
+            pid = plan.platform.id if plan.platform else "none"
+            if plan.outcome == "passthrough":
+                data.ignore_connection = True
+                self.rt.metrics.connections.labels("passthrough", pid).inc()
+            elif plan.outcome == "refuse":
+                # Transparent mode has no CONNECT to answer: pass the bytes to nowhere. With
+                # no server address the (lazy) upstream connection fails at once and the
+                # client connection is closed, without decrypting anything.
+                data.ignore_connection = True
+                data.context.server.address = None
+                self.rt.metrics.connections.labels("refused", pid).inc()
+                self._record_refusal(st, plan)
+            else:
+                self.rt.metrics.connections.labels("intercepted", pid).inc()
+        except Exception:  # noqa: BLE001 - one connection must never take the proxy down
+            log.exception("monitor: tls_clienthello failed")
+            st_known = self.conns.get(client.id)
+            closed = fails_closed(st_known.who if st_known else None, self.rt)
+            self.rt.metrics.flow_errors.labels("closed" if closed else "open").inc()
+            # fail closed: intercept, so the request path decides (and fails closed again)
+            data.ignore_connection = not closed
+
+    def _record_refusal(self, st: ConnState, plan: ConnectionPlan) -> None:
+        if plan.decision is None or plan.platform is None:
+            return
+        now = time.time()
+        lab = self.rt.labels(st.who, now)
+        self.rt.record(st.who, lab, plan.platform.id, "view", plan.host or "", plan.decision, now)
+
+
+def _server_host(data: tls.ClientHelloData) -> str | None:
+    addr = data.context.server.address
+    return str(addr[0]) if addr else None

@@ -1,0 +1,114 @@
+"""The proxy path without the proxy: who is it, what is it, what to do with the connection
+and with each request. Pure functions over a :class:`District` snapshot; the mitmproxy addons
+and the sensor are thin adapters over these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from .activity import request_activity
+from .catalogue import Platform
+from .classify import normalise_host
+from .decide import connection_decision, decide
+from .district import District
+from .model import Decision, Identity, age_band_for, age_on
+
+Outcome = Literal["passthrough", "intercept", "refuse"]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionPlan:
+    outcome: Outcome
+    platform: Platform | None
+    host: str | None  # normalised
+    decision: Decision | None  # known for the whole connection, when it is
+
+
+@dataclass(frozen=True, slots=True)
+class Labels:
+    """Bounded metric labels for one person."""
+
+    age_band: str  # under13 | teen | adult | staff | unknown
+    school: str  # school identifier | unknown
+
+
+def identify(district: District, client_address: str, proxy_user: str | None = None) -> Identity:
+    return district.resolver.resolve(client_address, proxy_user)
+
+
+def labels(district: District, who: Identity, when: float) -> Labels:
+    person = who.person
+    school = person.school if person is not None and person.schools else None
+    if school is None and who.device is not None:
+        school = who.device.school
+    if person is None:
+        band = "unknown"
+    elif person.is_staff:
+        band = "staff"
+    elif person.is_student:
+        if person.birth_date is None:
+            band = district.policy.missing_birthdate_band
+        else:
+            day = district.policy.local(when)[0]
+            band = age_band_for(age_on(person.birth_date, day))
+    else:
+        band = "unknown"
+    return Labels(band, district.school_label(school))
+
+
+def plan_connection(
+    district: District, who: Identity, hosts: tuple[str | None, ...], when: float
+) -> ConnectionPlan:
+    """What to do with a new TLS connection, from the names the client gave (SNI, CONNECT).
+
+    Not in the catalogue → pass through untouched. If the decision is the same for every
+    request on the connection and injects no headers: allow → pass through; block → refuse
+    without decrypting, unless it is a page host, where a person should see the block page.
+    Otherwise intercept, to decide per request.
+    """
+    platform: Platform | None = None
+    host: str | None = None
+    for raw in hosts:
+        h = normalise_host(raw) if raw else None
+        if h is None:
+            continue
+        p = district.classifier.platform_of_normalised(h)
+        if p is not None:
+            # any catalogue name wins: a fronted connection (SNI ≠ CONNECT host) is not a way out
+            platform, host = p, h
+            break
+        if host is None:
+            host = h
+    if platform is None:
+        return ConnectionPlan("passthrough", None, host, None)
+    d = connection_decision(district.policy, who, None, platform, when, district.overrides)
+    if d is None:
+        return ConnectionPlan("intercept", platform, host, None)
+    if d.action == "allow":
+        return ConnectionPlan("passthrough", platform, host, d)
+    if host is not None and platform.is_page_host(host):
+        return ConnectionPlan("intercept", platform, host, d)
+    return ConnectionPlan("refuse", platform, host, d)
+
+
+def decide_request(
+    district: District,
+    who: Identity,
+    platform: Platform,
+    method: str,
+    host: str,
+    path: str,
+    headers: Mapping[str, str],
+    when: float | datetime,
+) -> tuple[str, Decision]:
+    """The activity of one request and the decision for it."""
+    activity = request_activity(
+        platform, method, host, path, headers, district.classifier.platform_of
+    )
+    return activity, decide(
+        district.policy, who, None, platform, activity, when, district.overrides
+    )
