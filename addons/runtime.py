@@ -60,8 +60,8 @@ class Runtime:
         )
         loader.add_option(
             "monitor_reload_interval",
-            float,
-            2.0,
+            str,
+            "2",
             "Seconds between checks for changed roster, device, lease, policy, catalogue and "
             "override files. A bad new file is rejected and the one in force stays.",
         )
@@ -178,7 +178,11 @@ class Runtime:
         from mitmproxy import ctx
 
         while True:
-            await asyncio.sleep(max(0.2, ctx.options.monitor_reload_interval))
+            try:
+                interval = float(ctx.options.monitor_reload_interval)
+            except ValueError:
+                interval = 2.0
+            await asyncio.sleep(max(0.1, interval))
             if self.loader is None:
                 continue
             try:
@@ -218,12 +222,15 @@ class Runtime:
         decision: Decision,
         when: float,
         source: str = "proxy",
+        *,
+        count_request: bool = True,
     ) -> None:
         """Count one decision and queue an incident when policy asks for one."""
         m = self.metrics
-        m.requests.labels(
-            platform, activity, decision.action, lab.age_band, lab.school, source
-        ).inc()
+        if count_request:
+            m.requests.labels(
+                platform, activity, decision.action, lab.age_band, lab.school, source
+            ).inc()
         if decision.incident is None:
             return
         m.incidents.labels(platform, decision.incident, lab.school, source).inc()

@@ -132,9 +132,20 @@ class Selective:
     def _record_refusal(self, st: ConnState, plan: ConnectionPlan) -> None:
         if plan.decision is None or plan.platform is None:
             return
+        if plan.decision.incident is None:
+            return  # counted as a refused connection; nothing for a counselor
         now = time.time()
         lab = self.rt.labels(st.who, now)
-        self.rt.record(st.who, lab, plan.platform.id, "view", plan.host or "", plan.decision, now)
+        self.rt.record(
+            st.who,
+            lab,
+            plan.platform.id,
+            "view",
+            plan.host or "",
+            plan.decision,
+            now,
+            count_request=False,
+        )
 
 
 def _server_host(data: tls.ClientHelloData) -> str | None:

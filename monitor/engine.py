@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Literal
 
 from .activity import request_activity
-from .catalogue import Platform
+from .catalogue import ACTIVITIES, Platform
 from .classify import normalise_host
 from .decide import connection_decision, decide
 from .district import District
@@ -86,13 +86,27 @@ def plan_connection(
     if platform is None:
         return ConnectionPlan("passthrough", None, host, None)
     d = connection_decision(district.policy, who, None, platform, when, district.overrides)
-    if d is None:
-        return ConnectionPlan("intercept", platform, host, None)
-    if d.action == "allow":
+    if d is not None and d.action == "allow":
         return ConnectionPlan("passthrough", platform, host, d)
+    if d is None:
+        # the decision depends on the request; but if every activity is blocked, the API and
+        # media hosts can still be refused without decrypting (a page host shows the page)
+        if not _blocked_for_every_activity(district, who, platform, when):
+            return ConnectionPlan("intercept", platform, host, None)
+        d = decide(district.policy, who, None, platform, None, when, district.overrides)
     if host is not None and platform.is_page_host(host):
         return ConnectionPlan("intercept", platform, host, d)
     return ConnectionPlan("refuse", platform, host, d)
+
+
+def _blocked_for_every_activity(
+    district: District, who: Identity, platform: Platform, when: float
+) -> bool:
+    policy, overrides = district.policy, district.overrides
+    return all(
+        decide(policy, who, None, platform, a, when, overrides).action == "block"
+        for a in ACTIVITIES
+    )
 
 
 def decide_request(

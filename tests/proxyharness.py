@@ -49,13 +49,13 @@ def wait_port(port: int, timeout: float = 30.0, proc: subprocess.Popen[Any] | No
 
 
 @dataclass
-class TestCA:
+class OriginCA:
     cert_pem: Path
     leaf_cert: Path
     leaf_key: Path
 
 
-def make_origin_ca(directory: Path, hosts: list[str]) -> TestCA:
+def make_origin_ca(directory: Path, hosts: list[str]) -> OriginCA:
     """A CA of the test's own and one leaf certificate for every host the origin serves."""
     directory.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.UTC)
@@ -100,7 +100,7 @@ def make_origin_ca(directory: Path, hosts: list[str]) -> TestCA:
         )
         .sign(ca_key, hashes.SHA256())
     )
-    out = TestCA(
+    out = OriginCA(
         directory / "origin-ca.pem", directory / "origin-leaf.pem", directory / "origin-leaf.key"
     )
     out.cert_pem.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
@@ -132,7 +132,7 @@ class Origin:
     seen: list[Seen] = field(default_factory=list)
     _servers: list[ThreadingHTTPServer] = field(default_factory=list)
 
-    def start(self, ca: TestCA) -> Origin:
+    def start(self, ca: OriginCA) -> Origin:
         origin = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -210,7 +210,7 @@ def mitmdump_bin() -> str:
 def start_proxy(
     workdir: Path,
     origin: Origin,
-    ca: TestCA,
+    ca: OriginCA,
     options: dict[str, str],
     *,
     scripts: tuple[str, ...] = ("addons/student_monitor.py",),
@@ -244,6 +244,10 @@ def start_proxy(
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
     wait_port(port, proc=proc)
+    metrics = options.get("monitor_metrics_listen", "")
+    if metrics:
+        # the metrics endpoint starts when the addons have loaded the district
+        wait_port(int(metrics.rpartition(":")[2]), proc=proc)
     # mitmproxy writes its CA on first start
     deadline = time.monotonic() + 10
     while not (confdir / "mitmproxy-ca-cert.pem").exists() and time.monotonic() < deadline:

@@ -15,7 +15,7 @@ from .explain import load_district
 def addon_script() -> Path:
     import addons
 
-    return Path(addons.__file__).resolve().parent / "student_monitor.py"
+    return Path(next(iter(addons.__path__))).resolve() / "student_monitor.py"
 
 
 def mitmdump_path() -> str:
