@@ -41,6 +41,9 @@ class Runtime:
         self.key: bytes = b""
         self._metrics_server: Any = None
         self._reload_task: asyncio.Task[None] | None = None
+        self._stats_task: asyncio.Task[None] | None = None
+        self._last_stats: Any = None
+        self._dropped_here = 0
 
     # -- mitmproxy hooks ---------------------------------------------------------------------
 
@@ -108,12 +111,16 @@ class Runtime:
             self._start_metrics(ctx.options.monitor_metrics_listen)
 
     def running(self) -> None:
+        loop = asyncio.get_running_loop()
         if self._reload_task is None and self.loader is not None:
-            self._reload_task = asyncio.get_running_loop().create_task(self._reload_loop())
+            self._reload_task = loop.create_task(self._reload_loop())
+        if self._stats_task is None:
+            self._stats_task = loop.create_task(self._stats_loop())
 
     def done(self) -> None:
-        if self._reload_task is not None:
-            self._reload_task.cancel()
+        for task in (self._reload_task, self._stats_task):
+            if task is not None:
+                task.cancel()
         if self.recorder is not None:
             # flush what is queued: a restart loses nothing
             self.recorder.close(timeout=20)
@@ -259,9 +266,30 @@ class Runtime:
             return
         if not self.recorder.submit(event):
             m.queue_dropped.inc()
+            self._dropped_here += 1
 
-    def update_queue_metrics(self) -> None:
+    def update_recorder_metrics(self) -> None:
+        """Carry the writer thread's counters over to Prometheus (deltas since last time)."""
         if self.recorder is None:
             return
         s = self.recorder.stats
-        self.metrics.queue_depth.set(s.queue_depth)
+        last = self._last_stats
+        m = self.metrics
+        m.queue_depth.set(s.queue_depth)
+        if last is not None:
+            m.spooled.inc(max(0, s.spooled - last.spooled))
+            m.store_failures.inc(max(0, s.write_failures - last.write_failures))
+            # the queue counts its own refusals; these are the writer's (spool full)
+            m.queue_dropped.inc(max(0, (s.dropped - last.dropped) - self._dropped_here))
+            if s.written + s.duplicates > last.written + last.duplicates:
+                m.store_seconds.observe(s.last_write_latency)
+        self._dropped_here = 0
+        self._last_stats = s
+
+    async def _stats_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                self.update_recorder_metrics()
+            except Exception:  # noqa: BLE001 - metrics must never take the proxy down
+                log.exception("monitor: could not update recorder metrics")

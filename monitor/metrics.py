@@ -7,11 +7,29 @@ decisions, age bands (plus "staff" and "unknown"), school identifiers from the r
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    ProcessCollector,
+)
 
 from . import __version__
 
 NONE = "none"
+CONFIG_COMPONENTS = (
+    "settings",
+    "catalogue",
+    "roster",
+    "policy",
+    "devices",
+    "leases",
+    "addresses",
+    "identity",
+    "overrides",
+)
 UNKNOWN = "unknown"
 
 # decision latency is in microseconds territory; store writes in milliseconds
@@ -103,3 +121,12 @@ class Metrics:
             buckets=_WRITE_BUCKETS,
             registry=r,
         )
+        # Label sets known in advance exist from the start (as 0), so that increase() sees
+        # their first increment and dashboards show 0 rather than no data.
+        for component in CONFIG_COMPONENTS:
+            for result in ("success", "failure"):
+                self.reloads.labels(component, result)
+        for mode in ("open", "closed"):
+            self.flow_errors.labels(mode)
+        # CPU and memory of this process: the capacity signal of a CPU-bound proxy
+        ProcessCollector(registry=r)
