@@ -13,18 +13,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from mitmproxy import exceptions
 
 from monitor.district import District, DistrictLoader, pseudonym_key
 from monitor.engine import Labels, labels
-from monitor.incidents import UNKNOWN_PERSON, IncidentEvent, pseudonym
 from monitor.metrics import Metrics
-from monitor.model import AGE_BANDS, Decision, Identity
+from monitor.model import Decision, Identity
 from monitor.recorder import Recorder
+from monitor.recording import DecisionLog, open_recorder
 from monitor.yamlfile import ConfigError
 
 log = logging.getLogger("monitor")
@@ -42,8 +40,7 @@ class Runtime:
         self._metrics_server: Any = None
         self._reload_task: asyncio.Task[None] | None = None
         self._stats_task: asyncio.Task[None] | None = None
-        self._last_stats: Any = None
-        self._dropped_here = 0
+        self.log = DecisionLog(self.metrics, None, b"")
 
     # -- mitmproxy hooks ---------------------------------------------------------------------
 
@@ -153,18 +150,9 @@ class Runtime:
         self._metrics_server = server
 
     def _start_recorder(self, district: District, store_url: str) -> None:
-        if self.recorder is not None:
-            return
-        from monitor.store import open_store
-
-        url = store_url or district.store_url
-        state = district.state_dir
-        state.mkdir(parents=True, exist_ok=True)
-        window = district.policy.dedupe_window
-        self.recorder = Recorder(
-            lambda: open_store(url, window=window),
-            spool_path=Path(state) / "incident-spool.jsonl",
-        )
+        if self.recorder is None:
+            self.recorder = open_recorder(district, store_url)
+            self.log = DecisionLog(self.metrics, self.recorder, self.key)
 
     def _count_config(self, district: District, loaded: tuple[str, ...]) -> None:
         now = time.time()
@@ -233,63 +221,22 @@ class Runtime:
         count_request: bool = True,
     ) -> None:
         """Count one decision and queue an incident when policy asks for one."""
-        m = self.metrics
-        if count_request:
-            m.requests.labels(
-                platform, activity, decision.action, lab.age_band, lab.school, source
-            ).inc()
-        if decision.incident is None:
-            return
-        m.incidents.labels(platform, decision.incident, lab.school, source).inc()
-        if self.recorder is None:
-            return
-        person = who.person
-        try:
-            event = IncidentEvent(
-                time=datetime.fromtimestamp(when, UTC),
-                person=pseudonym(self.key, person.sourced_id) if person else UNKNOWN_PERSON,
-                school=lab.school if lab.school != "unknown" else "",
-                grade=",".join(person.grades)[:16] if person else "",
-                age_band=lab.age_band if lab.age_band in AGE_BANDS else "",
-                role=person.role if person else "unknown",
-                platform=platform,
-                activity=activity,
-                action=decision.action,
-                rule_id=decision.rule_id,
-                reason=decision.reason,
-                host=host,
-                source=source,  # type: ignore[arg-type]
-                severity=decision.incident,
-            )
-        except ValueError as e:
-            log.warning("monitor: incident not recorded: %s", e)
-            return
-        if not self.recorder.submit(event):
-            m.queue_dropped.inc()
-            self._dropped_here += 1
-
-    def update_recorder_metrics(self) -> None:
-        """Carry the writer thread's counters over to Prometheus (deltas since last time)."""
-        if self.recorder is None:
-            return
-        s = self.recorder.stats
-        last = self._last_stats
-        m = self.metrics
-        m.queue_depth.set(s.queue_depth)
-        if last is not None:
-            m.spooled.inc(max(0, s.spooled - last.spooled))
-            m.store_failures.inc(max(0, s.write_failures - last.write_failures))
-            # the queue counts its own refusals; these are the writer's (spool full)
-            m.queue_dropped.inc(max(0, (s.dropped - last.dropped) - self._dropped_here))
-            if s.written + s.duplicates > last.written + last.duplicates:
-                m.store_seconds.observe(s.last_write_latency)
-        self._dropped_here = 0
-        self._last_stats = s
+        self.log.record(
+            who,
+            lab,
+            platform,
+            activity,
+            host,
+            decision,
+            when,
+            source,
+            count_request=count_request,
+        )
 
     async def _stats_loop(self) -> None:
         while True:
             await asyncio.sleep(1.0)
             try:
-                self.update_recorder_metrics()
+                self.log.update_recorder_metrics()
             except Exception:  # noqa: BLE001 - metrics must never take the proxy down
                 log.exception("monitor: could not update recorder metrics")

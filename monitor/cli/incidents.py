@@ -1,0 +1,169 @@
+"""``monitor incidents list|init``: read the incident store from the command line."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..incidents import STATUSES, Incident
+from ..model import SEVERITIES
+from ..store import IncidentFilter, open_store
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    incidents: list[Incident]
+    total: int  # incidents matching the filters, over all pages
+
+
+def list_incidents(url: str, filters: IncidentFilter, limit: int = 50, offset: int = 0) -> Page:
+    """One page of incidents (newest first) from the store at ``url``; ValueError when the
+    store cannot be opened or read."""
+    try:
+        store = open_store(url, create=False)
+    except SQLAlchemyError as e:
+        raise ValueError(f"cannot open incident store: {e}") from e
+    try:
+        return Page(store.list(filters, limit, offset), store.count(filters))
+    except SQLAlchemyError as e:
+        raise ValueError(f"cannot read incident store: {e}") from e
+    finally:
+        store.close()
+
+
+def init_store(url: str) -> None:
+    """Create the incident tables at ``url`` if missing."""
+    try:
+        open_store(url, create=True).close()
+    except SQLAlchemyError as e:
+        raise ValueError(f"cannot create incident store: {e}") from e
+
+
+_COLUMNS = (
+    ("id", 7),
+    ("last seen (UTC)", 16),
+    ("count", 6),
+    ("severity", 8),
+    ("status", 12),
+    ("school", 8),
+    ("grade", 5),
+    ("band", 7),
+    ("person", 18),
+    ("platform", 12),
+    ("activity", 8),
+    ("decision", 8),
+    ("rule", 0),
+)
+
+
+def render_table(page: Page) -> str:
+    lines = [" ".join(f"{name:<{w}}" if w else name for name, w in _COLUMNS)]
+    for i in page.incidents:
+        cells = (
+            str(i.id), i.last_seen.strftime("%Y-%m-%d %H:%M"), str(i.count), i.severity, i.status,
+            i.school or "-", i.grade or "-", i.age_band or "-", i.person, i.platform, i.activity,
+            i.decision, i.rule_id,
+        )  # fmt: skip
+        lines.append(
+            " ".join(f"{c:<{w}}" if w else c for c, (_, w) in zip(cells, _COLUMNS, strict=True))
+        )
+    lines.append(f"{len(page.incidents)} of {page.total} incidents")
+    return "\n".join(lines)
+
+
+def render_json(page: Page) -> str:
+    return json.dumps([i.to_dict() for i in page.incidents], indent=2)
+
+
+@click.group("incidents")
+def incidents_group() -> None:
+    """Read the incident store."""
+
+
+_DB_HELP = "Store URL: sqlite:///path/incidents.db or postgresql+psycopg://user@host/db."
+
+
+def _store_url(url: str | None, config: str | None) -> str:
+    """The store URL from --db, or from the district configuration (--config DIR)."""
+    if url:
+        return url
+    if not config:
+        raise click.UsageError("give --config DIR (the district's store) or --db URL")
+    from ..district import DistrictLoader, read_settings
+    from ..yamlfile import ConfigError
+
+    try:
+        settings, _raw = read_settings(DistrictLoader(config).config_dir)
+    except (ConfigError, ValueError, OSError) as e:
+        raise click.ClickException(str(e)) from e
+    if settings.store:
+        return settings.store
+    state = Path(settings.state_dir)
+    if not state.is_absolute():
+        state = Path(config).resolve() / state
+    return f"sqlite:///{state.resolve() / 'incidents.sqlite'}"
+
+
+_CONFIG_HELP = "The district configuration directory: its incident store."
+
+
+@incidents_group.command("list")
+@click.option(
+    "--config", "config", type=click.Path(exists=True, file_okay=False), help=_CONFIG_HELP
+)
+@click.option("--db", "url", help=_DB_HELP)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+@click.option("--school", help="Only this school identifier.")
+@click.option("--platform", help="Only this platform id.")
+@click.option("--status", type=click.Choice(STATUSES), help="Only incidents in this review state.")
+@click.option("--severity", type=click.Choice(SEVERITIES), help="Only this severity.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="Most incidents to print (newest last_seen first).",
+)
+@click.option(
+    "--offset",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Skip this many incidents first (paging).",
+)
+def list_cmd(config: str | None, url: str | None, fmt: str, school: str | None,
+             platform: str | None, status: str | None, severity: str | None, limit: int,
+             offset: int) -> None:  # fmt: skip
+    """List incidents, newest first (people appear under their pseudonyms)."""
+    url = _store_url(url, config)
+    filters = IncidentFilter(school=school, platform=platform, status=status, severity=severity)
+    try:
+        page = list_incidents(url, filters, limit, offset)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(render_json(page) if fmt == "json" else render_table(page))
+
+
+@incidents_group.command("init")
+@click.option(
+    "--config", "config", type=click.Path(exists=True, file_okay=False), help=_CONFIG_HELP
+)
+@click.option("--db", "url", help=_DB_HELP)
+def init_cmd(config: str | None, url: str | None) -> None:
+    """Create the incident tables in a new store (existing tables are left as they are)."""
+    url = _store_url(url, config)
+    try:
+        init_store(url)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from e
+    click.echo("incident store ready")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(incidents_group)
