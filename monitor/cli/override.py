@@ -16,6 +16,7 @@ import click
 
 from .. import catalogue as catalogue_mod
 from ..catalogue import Catalogue
+from ..district import District, DistrictLoader
 from ..model import STAFF_ROLES
 from ..overrides import DEFAULT_MAX_LENGTH, Override, OverrideStore
 from ..policy import Policy, load_policy
@@ -136,9 +137,49 @@ def _settings(
 
 
 _store_option = click.option(
-    "--store", "store_path", required=True, type=click.Path(dir_okay=False),
-    help="The override store (a JSON file; created on the first grant).",
+    "--store", "store_path", type=click.Path(dir_okay=False),
+    help="The override store (a JSON file; created on the first grant). Default with "
+         "--config: STATE_DIR/overrides.json, the file the proxy reads.",
 )  # fmt: skip
+_config_option = click.option(
+    "--config", "config", type=click.Path(exists=True, file_okay=False),
+    help="The district configuration directory: its store, policy, catalogue and roster "
+         "(grants are then checked against the roster).",
+)  # fmt: skip
+
+
+def _district(config: str | None) -> District | None:
+    if not config:
+        return None
+    try:
+        return DistrictLoader(config).load()
+    except (ConfigError, ValueError, OSError) as e:
+        raise click.ClickException(str(e)) from e
+
+
+def _store_of(store_path: str | None, district: District | None) -> str:
+    if store_path:
+        return store_path
+    if district is None:
+        raise click.UsageError("give --config DIR or --store FILE")
+    district.state_dir.mkdir(parents=True, exist_ok=True)
+    return str(district.overrides_path)
+
+
+def _check_people(
+    district: District, teacher: str, class_id: str | None, students: tuple[str, ...]
+) -> None:
+    """With a roster: the granter is staff, the students are students, the class exists."""
+    people = district.roster.people
+    granter = people.get(teacher)
+    if granter is None or not granter.is_staff:
+        raise click.ClickException(f"--teacher {teacher}: no staff member with this sourcedId")
+    for s in students:
+        p = people.get(s)
+        if p is None or not p.is_student:
+            raise click.ClickException(f"--student {s}: no student with this sourcedId")
+    if class_id is not None and class_id not in district.roster.classes:
+        raise click.ClickException(f"--class {class_id}: no class with this sourcedId")
 _policy_option = click.option(
     "--policy", "policy_file", type=click.Path(dir_okay=False, exists=True),
     help="The district policy: its time zone and longest override apply (default: this "
@@ -156,6 +197,7 @@ def override_group() -> None:
 
 
 @override_group.command("grant")
+@_config_option
 @_store_option
 @click.option("--teacher", required=True, help="The granting teacher's sourcedId.")
 @click.option(
@@ -174,18 +216,26 @@ def override_group() -> None:
 @_policy_option
 @_catalog_option
 def grant_cmd(
-    store_path: str, teacher: str, role: str, platform: str, class_id: str | None,
+    config: str | None, store_path: str | None, teacher: str, role: str, platform: str,
+    class_id: str | None,
     students: tuple[str, ...], minutes: int | None, until: str | None, reason: str,
     policy_file: str | None, catalogs: tuple[str, ...],
 ) -> None:  # fmt: skip
     """Let a class or some students use a blocked platform for a while."""
     if (class_id is None) == (not students):
         raise click.UsageError("give either --class or one or more --student")
-    cat, policy = _settings(policy_file, catalogs)
+    district = _district(config)
+    policy: Policy | None
+    if district is not None and not policy_file:
+        cat, policy = district.catalogue, district.policy
+        _check_people(district, teacher, class_id, students)
+    else:
+        cat, policy = _settings(policy_file, catalogs)
     tz = policy.tz if policy else local_zone()
     try:
         ov = grant_override(
-            OverrideStore(store_path), teacher=teacher, platform=platform, class_id=class_id,
+            OverrideStore(_store_of(store_path, district)), teacher=teacher, platform=platform,
+            class_id=class_id,
             students=students, minutes=minutes, until=until, reason=reason, catalogue=cat, tz=tz,
             max_length=policy.override_max_length if policy else DEFAULT_MAX_LENGTH, role=role,
         )  # fmt: skip
@@ -196,6 +246,7 @@ def grant_cmd(
 
 
 @override_group.command("list")
+@_config_option
 @_store_option
 @click.option("--all", "show_all", is_flag=True, help="Include expired and revoked grants.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
@@ -203,15 +254,20 @@ def grant_cmd(
 @_policy_option
 @_catalog_option
 def list_cmd(
-    store_path: str, show_all: bool, fmt: str, policy_file: str | None, catalogs: tuple[str, ...]
-) -> None:
+    config: str | None, store_path: str | None, show_all: bool, fmt: str,
+    policy_file: str | None, catalogs: tuple[str, ...],
+) -> None:  # fmt: skip
     """List grants in force or scheduled (all grants with --all)."""
     tz = local_zone()
+    district = _district(config)
+    if district is not None:
+        tz = district.policy.tz
     if policy_file:
         tz = _settings(policy_file, catalogs)[1].tz  # type: ignore[union-attr]
     now = datetime.now(UTC)
     try:
-        overrides = OverrideStore(store_path).list(active_only=not show_all, now=now)
+        store = OverrideStore(_store_of(store_path, district))
+        overrides = store.list(active_only=not show_all, now=now)
     except ValueError as e:
         raise click.ClickException(str(e)) from e
     if fmt == "json":
@@ -222,13 +278,15 @@ def list_cmd(
 
 
 @override_group.command("revoke")
+@_config_option
 @_store_option
 @click.argument("override_id", metavar="ID")
 @click.option("--by", "by", required=True, help="The sourcedId of the person revoking it.")
-def revoke_cmd(store_path: str, override_id: str, by: str) -> None:
+def revoke_cmd(config: str | None, store_path: str | None, override_id: str, by: str) -> None:
     """End grant ID now (the record is kept, with who revoked it and when)."""
+    district = _district(config)
     try:
-        ov = OverrideStore(store_path).revoke(override_id, by)
+        ov = OverrideStore(_store_of(store_path, district)).revoke(override_id, by)
     except ValueError as e:
         raise click.ClickException(str(e)) from e
     click.echo(f"revoked {ov.id} ({ov.platform}, {ov.target_words()})")
