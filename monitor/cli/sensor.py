@@ -1,10 +1,13 @@
-"""``monitor sensor``: host names seen in a capture file or on a live interface."""
+"""``monitor sensor``: host names seen in a capture file or on a live interface; with a district
+configuration, who they are, what the policy says, and the incidents it raises."""
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -13,7 +16,95 @@ from ..classify import Classifier
 from ..yamlfile import ConfigError
 
 if TYPE_CHECKING:
+    from ..district import DistrictLoader
+    from ..metrics import Metrics
+    from ..recorder import Recorder
+    from ..recording import DecisionLog
+    from ..sensor.judge import Judge, Verdict
     from ..sensor.model import Observation
+    from ..sensor.pipeline import Sensor
+
+RELOAD_INTERVAL = 2.0  # seconds between checks for changed configuration (live capture)
+STATS_INTERVAL = 1.0  # seconds between carrying the recorder's counters to the metrics
+CLOSE_TIMEOUT = 30.0  # seconds to write what is queued at the end
+
+
+def _listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise click.BadParameter(f"expected HOST:PORT, got {value!r}", param_hint="--metrics")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+class _Session:
+    """The district side of one run: judge, recorder, metrics, reloads."""
+
+    def __init__(self, config_dir: str, store_url: str | None, metrics: Metrics) -> None:
+        from ..district import DistrictLoader, pseudonym_key
+        from ..recording import DecisionLog, open_recorder
+        from ..sensor.judge import Judge
+
+        try:
+            self.loader: DistrictLoader = DistrictLoader(config_dir)
+            district = self.loader.load()
+            key = pseudonym_key(district)
+        except (ConfigError, ValueError, OSError) as e:
+            raise click.ClickException(str(e)) from e
+        self.metrics = metrics
+        try:
+            self.recorder: Recorder = open_recorder(district, store_url or "")
+        except (ValueError, OSError) as e:
+            raise click.ClickException(f"incident store: {e}") from e
+        self.log: DecisionLog = DecisionLog(metrics, self.recorder, key)
+        self.judge: Judge = Judge(district, key, self.log)
+        self._next_reload = time.monotonic() + RELOAD_INTERVAL
+        self._next_stats = time.monotonic() + STATS_INTERVAL
+        for component in ("catalogue", "roster", "policy", "devices", "leases", "addresses"):
+            metrics.reloads.labels(component, "success").inc()
+
+    def tick(self, sensor: Sensor, live: bool) -> None:
+        """Periodic work between observations: recorder metrics, and reloads when live."""
+        now = time.monotonic()
+        if now >= self._next_stats:
+            self._next_stats = now + STATS_INTERVAL
+            self.log.update_recorder_metrics()
+        if live and now >= self._next_reload:
+            self._next_reload = now + RELOAD_INTERVAL
+            self.reload(sensor)
+
+    def reload(self, sensor: Sensor) -> None:
+        old = self.judge.district
+        district, results = self.loader.reload()
+        for r in results:
+            self.metrics.reloads.labels(r.component, "success" if r.ok else "failure").inc()
+            if not r.ok:
+                click.echo(
+                    f"monitor sensor: {r.component} rejected, the previous one stays in "
+                    f"force: {r.message}",
+                    err=True,
+                )
+        if district is not old:
+            self.judge.district = district
+            if district.classifier is not old.classifier:
+                sensor.classify = district.classifier
+
+    def close(self) -> dict[str, Any]:
+        flushed = self.recorder.close(timeout=CLOSE_TIMEOUT)
+        self.log.update_recorder_metrics()
+        s = self.recorder.stats
+        if not flushed:
+            click.echo(
+                "monitor sensor: the incident store did not take everything in time; "
+                "the rest is in the spool and is written on the next start",
+                err=True,
+            )
+        return {
+            "submitted": s.submitted,
+            "written": s.written,
+            "duplicates": s.duplicates,
+            "dropped": s.dropped,
+            "spooled": s.spooled,
+        }
 
 
 @click.command("sensor")
@@ -21,7 +112,8 @@ if TYPE_CHECKING:
     "--pcap",
     "pcap_file",
     type=click.Path(dir_okay=False),
-    help="Read a pcap or pcapng capture file.",
+    help="Read a capture file: pcap or pcapng (any number of sections and interfaces), "
+    "plain or gzip/xz/bzip2-compressed.",
 )
 @click.option(
     "--iface", metavar="IFACE", help="Capture live on this interface (needs root or CAP_NET_RAW)."
@@ -32,28 +124,61 @@ if TYPE_CHECKING:
     type=click.Choice(["tsv", "json"]),
     default="tsv",
     show_default=True,
-    help="tsv: time, client, server, protocol, hostname, platform ('-' for none); "
-    "json: one object per line with every field.",
+    help="tsv: time, client, server, protocol, hostname, platform ('-' for none), and with "
+    "--config also person (pseudonym), age band, school, decision, rule; "
+    "json: one object per line with every field (with --config also the incident severity).",
 )
 @click.option(
     "--catalog",
     "catalogs",
     multiple=True,
     type=click.Path(dir_okay=False),
-    help="A district catalogue file merged over the shipped one (repeatable).",
+    help="A district catalogue file merged over the shipped one (repeatable). Not with "
+    "--config, whose district.yaml names its catalogue files.",
 )
 @click.option(
     "--config",
     "config_dir",
     type=click.Path(file_okay=False),
-    help="Configuration directory (identity and policy). Accepted but not used yet: "
-    "the sensor only classifies for now.",
+    help="District configuration directory (district.yaml). Each observation is then "
+    "identified (address → device → person), classified with the district's catalogue and "
+    "decided by its policy as opening the platform (activity 'view'), counted in "
+    'monitor_requests_total{source="sensor"} and, when the policy\'s rule names an incident '
+    "severity, recorded as an incident (source 'sensor') in the district's incident store. "
+    "QUIC (HTTP/3) to a platform the policy blocks for that person bypassed the proxy: it is "
+    "recorded as an incident with rule 'quic-bypass:<rule>' and the rule's severity, or "
+    "'medium'. Names outside the catalogue are printed but not judged ('-'). Live capture "
+    "reloads changed configuration files.",
+)
+@click.option(
+    "--store",
+    "store_url",
+    metavar="URL",
+    help="Incident store URL (sqlite:///path or postgresql+psycopg://…) instead of "
+    "district.yaml's. Needs --config.",
+)
+@click.option(
+    "--metrics",
+    "metrics_listen",
+    metavar="HOST:PORT",
+    help="Serve Prometheus metrics here while the sensor runs: monitor_sensor_* (packets, "
+    'observations, malformed) and, with --config, monitor_requests_total{source="sensor"} '
+    "and monitor_incidents_total.",
+)
+@click.option(
+    "--dedup-ttl",
+    type=click.FloatRange(min=1.0),
+    default=300.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="A flow that names the same host again after this long (capture time) is reported "
+    "again; shorter keeps less state in a long capture.",
 )
 @click.option(
     "--stats",
     is_flag=True,
-    help="At the end, print the packet, observation and malformed counters as JSON "
-    "on standard error.",
+    help="At the end, print the packet, observation and malformed counters (and, with "
+    "--config, the incident recorder's) as JSON on standard error.",
 )
 def sensor_cmd(
     pcap_file: str | None,
@@ -61,59 +186,113 @@ def sensor_cmd(
     fmt: str,
     catalogs: tuple[str, ...],
     config_dir: str | None,
+    store_url: str | None,
+    metrics_listen: str | None,
+    dedup_ttl: float,
     stats: bool,
 ) -> None:
-    """Print the host names in DNS queries, TLS ClientHellos and QUIC Initials.
+    """Print the host names in DNS queries and answers, TLS ClientHellos, QUIC Initials and
+    plain HTTP requests.
 
     One line per flow and host name, from a capture file (--pcap) or a live interface
-    (--iface, with a kernel filter for DNS, TLS and QUIC ports).
+    (--iface, with a kernel filter for DNS (53), TLS (443, 853) and QUIC (UDP 443); files are
+    read on every port). With --config, also who it is and what the district's policy says,
+    recorded like the proxy's decisions.
     """
     if (pcap_file is None) == (iface is None):
         raise click.UsageError("give exactly one of --pcap FILE or --iface IFACE")
-    try:
-        classifier = Classifier(catalogue_mod.load(catalogs))
-    except ConfigError as e:
-        raise click.ClickException(str(e)) from e
-    if config_dir is not None:
-        click.echo(
-            f"note: --config {config_dir} is not used yet (identity and policy come "
-            "later); printing platforms only",
-            err=True,
+    if config_dir is not None and catalogs:
+        raise click.UsageError(
+            "--catalog cannot be combined with --config: the district's catalogue files are "
+            "named in its district.yaml"
         )
+    if store_url is not None and config_dir is None:
+        raise click.UsageError("--store needs --config (the policy decides what is stored)")
+    listen = _listen(metrics_listen) if metrics_listen else None
+
+    from ..metrics import Metrics
+
+    metrics = Metrics()
+    session: _Session | None = None
+    if config_dir is not None:
+        session = _Session(config_dir, store_url, metrics)
+        classifier = session.judge.district.classifier
+    else:
+        try:
+            classifier = Classifier(catalogue_mod.load(catalogs))
+        except ConfigError as e:
+            raise click.ClickException(str(e)) from e
 
     # imported here: scapy takes a while to import and other commands do not need it
+    from ..sensor import metrics as sensor_metrics
     from ..sensor import output, pcap
     from ..sensor.pipeline import Sensor
 
-    line = output.tsv_line if fmt == "tsv" else output.json_line
-    sensor = Sensor(classifier)
+    sensor = Sensor(classifier, dedup_ttl=dedup_ttl)
+    sensor_metrics.register(metrics.registry, sensor)
+    server: Any = None
+    if listen is not None:
+        from prometheus_client import start_http_server
+
+        try:
+            server, _ = start_http_server(listen[1], addr=listen[0], registry=metrics.registry)
+        except OSError as e:
+            if session is not None:
+                session.close()
+            raise click.ClickException(f"--metrics: cannot listen on {metrics_listen}: {e}") from e
+
+    line: Callable[[Observation, Verdict | None], str] = (
+        output.tsv_line if fmt == "tsv" else output.json_line
+    )
     out = sys.stdout
-    if pcap_file is not None:
-        try:
-            for obs in pcap.observe_pcap(pcap_file, sensor=sensor):
-                out.write(line(obs) + "\n")
-        except ValueError as e:
-            raise click.ClickException(str(e)) from e
-    else:
-        assert iface is not None
+    judge: Judge | None = session.judge if session is not None else None
+    live = iface is not None
 
-        def emit(obs: Observation) -> None:
-            out.write(line(obs) + "\n")
+    def emit(obs: Observation) -> None:
+        verdict = judge(obs) if judge is not None else None
+        out.write(line(obs, verdict) + "\n")
+        if live:
             out.flush()  # live: a reader downstream wants each line as it happens
+        if session is not None:
+            session.tick(sensor, live)
 
-        try:
-            pcap.sniff_live(iface, emit, sensor=sensor)
-        except PermissionError as e:
-            raise click.ClickException(
-                f"cannot capture on {iface}: {e} (run as root or grant CAP_NET_RAW)"
-            ) from e
-        except (OSError, ValueError) as e:
-            raise click.ClickException(f"cannot capture on {iface}: {e}") from e
-        except KeyboardInterrupt:
-            pass
-    out.flush()
+    recorder_stats: dict[str, Any] | None = None
+    try:
+        if pcap_file is not None:
+            from ..sensor.capfile import CaptureFile
+
+            try:
+                capture = CaptureFile(pcap_file)
+            except ValueError as e:
+                raise click.ClickException(str(e)) from e
+            for obs in sensor.run(capture.frames()):
+                emit(obs)
+            if capture.problem:
+                click.echo(f"monitor sensor: {capture.problem}", err=True)
+        else:
+            assert iface is not None
+            try:
+                pcap.sniff_live(iface, emit, sensor=sensor)
+            except PermissionError as e:
+                raise click.ClickException(
+                    f"cannot capture on {iface}: {e} (run as root or grant CAP_NET_RAW)"
+                ) from e
+            except (OSError, ValueError) as e:
+                raise click.ClickException(f"cannot capture on {iface}: {e}") from e
+            except KeyboardInterrupt:
+                pass
+        out.flush()
+    finally:
+        # flush queued incidents even when the capture failed half-way: nothing lost
+        if session is not None:
+            recorder_stats = session.close()
+        if server is not None:
+            server.shutdown()
     if stats:
-        click.echo(json.dumps(sensor.counters.as_dict()), err=True)
+        report: dict[str, Any] = sensor.counters.as_dict()
+        if recorder_stats is not None:
+            report["incidents"] = recorder_stats
+        click.echo(json.dumps(report), err=True)
 
 
 def register(group: click.Group) -> None:

@@ -1,9 +1,11 @@
 """DNS message → question names and types, over UDP or TCP (RFC 1035 §4, §4.2.2).
 
-Reads the header and the question section only: that is where a client names the host it
-wants. Compression pointers are followed with loop protection: every pointer must point before
-the start of the run of labels that led to it, so a chain strictly moves backwards and ends.
-Never raises.
+Reads the header and the question section: that is where a client names the host it wants.
+In an answer it also collects the IPv4 and IPv6 addresses of the answer section (A and AAAA
+records, whatever name a CNAME chain gave them): the pipeline uses them to name later flows
+that carry no name of their own. Compression pointers are followed with loop protection: every
+pointer must point before the start of the run of labels that led to it, so a chain strictly
+moves backwards and ends. Never raises.
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ from .model import Malformed, printable_name
 HEADER = 12
 MAX_NAME = 255  # octets on the wire, RFC 1035 §3.1
 MAX_QUESTIONS = 16  # real queries carry one; a larger count is a broken or hostile packet
+MAX_ANSWERS = 32  # addresses collected from one answer
+TYPE_A = 1
+TYPE_AAAA = 28
+CLASS_IN = 1
 MAX_HOPS = 64
 
 TRUNCATED = Malformed("dns_truncated")
@@ -40,6 +46,7 @@ class DnsMessage:
     response: bool
     opcode: int
     questions: tuple[Question, ...]
+    addresses: tuple[bytes, ...] = ()  # answers only: A/AAAA record data (4 or 16 bytes)
 
 
 def _label_text(label: bytes) -> str:
@@ -56,7 +63,7 @@ def read_name(msg: bytes, pos: int) -> tuple[str, int] | Malformed:
     after: int | None = None
     hops = 0
     wire = 0
-    labels: list[str] = []
+    labels: list[bytes] = []
     while True:
         if p >= n:
             return TRUNCATED
@@ -84,9 +91,15 @@ def read_name(msg: bytes, pos: int) -> tuple[str, int] | Malformed:
         wire += length + 1
         if wire + 1 > MAX_NAME:
             return NAME_TOO_LONG
-        labels.append(_label_text(msg[p + 1 : end]))
+        labels.append(msg[p + 1 : end])
         p = end
-    return (".".join(labels) if labels else "."), (p if after is None else after)
+    after = p if after is None else after
+    if not labels:
+        return ".", after
+    raw = b".".join(labels)
+    if raw.count(b".") != len(labels) - 1:  # a dot inside a label: escape it per label
+        return ".".join(_label_text(label) for label in labels), after
+    return printable_name(raw), after
 
 
 def parse_dns(msg: bytes) -> DnsMessage | Malformed:
@@ -109,14 +122,52 @@ def parse_dns(msg: bytes) -> DnsMessage | Malformed:
                 return TRUNCATED
             qs.append(Question(name, (msg[p] << 8) | msg[p + 1], (msg[p + 2] << 8) | msg[p + 3]))
             p += 4
+        response = bool(flags & 0x80)
+        an = (msg[6] << 8) | msg[7]
         return DnsMessage(
             id=(msg[0] << 8) | msg[1],
-            response=bool(flags & 0x80),
+            response=response,
             opcode=(flags >> 3) & 0x0F,
             questions=tuple(qs),
+            addresses=_addresses(msg, p, an) if response and an else (),
         )
     except (IndexError, ValueError):  # a bug must not take a live sensor down on one packet
         return INTERNAL
+
+
+def _skip_name(msg: bytes, p: int) -> int:
+    """The offset after the (possibly compressed) name at ``p``; -1 when it is cut short."""
+    n = len(msg)
+    while p < n:
+        length = msg[p]
+        if length == 0:
+            return p + 1
+        if length & 0xC0:
+            return p + 2 if p + 2 <= n else -1  # a pointer ends the name
+        p += 1 + length
+    return -1
+
+
+def _addresses(msg: bytes, p: int, count: int) -> tuple[bytes, ...]:
+    """A and AAAA record data of the answer section at ``p`` (what can be read of it)."""
+    out: list[bytes] = []
+    n = len(msg)
+    for _ in range(min(count, MAX_ANSWERS)):
+        p = _skip_name(msg, p)
+        if p < 0 or p + 10 > n:
+            break
+        rtype = (msg[p] << 8) | msg[p + 1]
+        rclass = (msg[p + 2] << 8) | msg[p + 3]
+        rdlen = (msg[p + 8] << 8) | msg[p + 9]
+        p += 10
+        if p + rdlen > n:
+            break
+        if rclass == CLASS_IN and (
+            (rtype == TYPE_A and rdlen == 4) or (rtype == TYPE_AAAA and rdlen == 16)
+        ):
+            out.append(msg[p : p + rdlen])
+        p += rdlen
+    return tuple(out)
 
 
 def parse_dns_tcp(data: bytes) -> list[DnsMessage | Malformed]:

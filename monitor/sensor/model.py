@@ -7,11 +7,21 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
-Protocol = Literal["dns", "tls", "quic"]
-PROTOCOLS: tuple[Protocol, ...] = ("dns", "tls", "quic")
+# where the name came from; "ip": the flow carried none, but a DNS answer to the same client
+# had given the server's address for this name just before
+Protocol = Literal["dns", "tls", "quic", "http", "ip"]
+PROTOCOLS: tuple[Protocol, ...] = ("dns", "tls", "quic", "http", "ip")
 Transport = Literal["udp", "tcp"]
+
+
+class Frame(NamedTuple):
+    """One captured frame: pcap link type, bytes, capture time (seconds since the epoch)."""
+
+    linktype: int
+    data: bytes
+    time: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,14 +36,16 @@ class Malformed:
 
 
 @dataclass(frozen=True, slots=True)
-class Observation:
+class Observation:  # field order: the pipeline builds these positionally
     """One host name seen on the wire, from one flow.
 
     ``client`` and ``server`` are addresses as text (IPv4 dotted quad, IPv6 compressed form).
     ``hostname`` is the name exactly as the packet carried it, lowercased, with bytes that are
     not printable ASCII escaped as ``\\DDD`` (so it is safe to print; the classifier rejects it).
-    ``ech`` is true when the ClientHello offered Encrypted Client Hello: the hostname is then
-    only the outer (public) name, not the one the client really wants.
+    ``ech`` is true when the ClientHello carried an Encrypted Client Hello extension: with a
+    real one the hostname is only the outer (public) name, not the one the client wants;
+    Chrome sends a placeholder ("GREASE") one with the real name outside.
+    ``protocol`` says where the name came from (see ``Protocol``).
     """
 
     time: float
@@ -67,6 +79,7 @@ class Counters:
     evicted: int = 0  # reassembly entries dropped to keep memory bounded
     malformed: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
+    protocols: Counter[str] = field(default_factory=Counter)  # observations by protocol
 
     def as_dict(self) -> dict[str, object]:
         """A JSON-ready copy (kinds sorted)."""
@@ -74,6 +87,7 @@ class Counters:
             "packets": self.packets,
             "undecodable": self.undecodable,
             "observations": self.observations,
+            "protocols": dict(sorted(self.protocols.items())),
             "duplicates": self.duplicates,
             "evicted": self.evicted,
             "malformed": dict(sorted(self.malformed.items())),

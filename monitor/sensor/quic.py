@@ -1,11 +1,17 @@
-"""QUIC v1 (RFC 9000/9001) and v2 (RFC 9369) client Initial packets → ClientHello.
+"""QUIC client Initial packets → ClientHello: v1 (RFC 9000/9001), v2 (RFC 9369), and the
+versions older captures hold: IETF drafts 22–34, Facebook's mvfst (0xfaceb001/2/e) and
+Google's Q050/T050/T051 (plaintext gQUIC up to Q046 is read by ``gquic``).
 
 Initial packets are encrypted with keys anyone can derive from the Destination Connection ID
 (RFC 9001 §5.2), so a passive observer can read the ClientHello: derive the keys (HKDF-SHA256
 with the version's salt and labels), remove header protection (AES-128-ECB over a sample of
 the ciphertext), open the payload (AES-128-GCM), collect CRYPTO frames by offset — across
-several Initial packets when the ClientHello does not fit one — and hand the handshake
-message to ``tls.parse_handshake``. Only the Initial packet space is ever decrypted.
+several Initial packets when the ClientHello does not fit one, as Chrome's does with
+post-quantum key shares — and hand the handshake message to ``tls.parse_handshake`` (Q050
+carries a gQUIC CHLO instead, read by ``gquic.parse_chlo``). Only the Initial packet space is
+ever decrypted. All Initials of a connection use the keys of the client's *first* DCID, even
+after the client switched to the server's connection ID, so the reassembler remembers, per
+flow, which connection it is reading.
 
 ``protect_initial`` is the inverse, used to build test packets; RFC 9001 Appendix A and RFC
 9369 Appendix A check both directions.
@@ -13,6 +19,7 @@ message to ``tls.parse_handshake``. Only the Initial packet space is ever decryp
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
@@ -23,6 +30,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algori
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
+from .gquic import chlo_length, parse_chlo
 from .model import Malformed
 from .tls import MAX_CLIENT_HELLO, ClientHello, parse_handshake
 
@@ -42,6 +50,8 @@ FRAME_PING = 0x01
 FRAME_ACK = 0x02
 FRAME_ACK_ECN = 0x03
 FRAME_CRYPTO = 0x06
+FRAME_GQUIC_CRYPTO = 0x08  # Google's Q050/T050/T051 put handshake data in frame type 8
+_NON_ZERO = re.compile(b"[^\x00]").search
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,22 +63,53 @@ class VersionParams:
     iv_label: bytes
     hp_label: bytes
     initial_type: int  # the long-header packet type bits that mean Initial
+    crypto_frame: int = FRAME_CRYPTO
+    chlo: bool = False  # the handshake is a gQUIC CHLO, not a TLS ClientHello
 
 
-VERSIONS: dict[int, VersionParams] = {
-    V1: VersionParams(
-        salt=bytes.fromhex("38762cf7f55934b34d179ae6a4c80cadccbb7f0a"),  # RFC 9001 §5.2
+def _v1_like(salt: str, **kw: object) -> VersionParams:
+    return VersionParams(
+        salt=bytes.fromhex(salt),
         key_label=b"quic key",
         iv_label=b"quic iv",
         hp_label=b"quic hp",
         initial_type=0b00,
-    ),
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+_SALT_V1 = "38762cf7f55934b34d179ae6a4c80cadccbb7f0a"  # RFC 9001 §5.2 (and drafts 33, 34)
+_SALT_D22 = "7fbcdb0e7c66bbe9193a96cd21519ebd7a02644a"  # draft-ietf-quic-tls-22
+_SALT_D23 = "c3eef712c72ebb5a11a7d2432bb46365bef9f502"  # drafts 23–28
+_SALT_D29 = "afbfec289993d24c9e9786f19c6111e04390a899"  # drafts 29–32
+
+VERSIONS: dict[int, VersionParams] = {
+    V1: _v1_like(_SALT_V1),
     V2: VersionParams(
         salt=bytes.fromhex("0dede3def700a6db819381be6e269dcbf9bd2ed9"),  # RFC 9369 §3.3.1
         key_label=b"quicv2 key",
         iv_label=b"quicv2 iv",
         hp_label=b"quicv2 hp",
         initial_type=0b01,  # RFC 9369 §3.2: Initial is 0b01 in v2
+    ),
+    # IETF drafts (0xff0000NN), as Chrome and others shipped them in 2019–2021
+    **{0xFF000000 | d: _v1_like(_SALT_D22) for d in (22,)},
+    **{0xFF000000 | d: _v1_like(_SALT_D23) for d in range(23, 29)},
+    **{0xFF000000 | d: _v1_like(_SALT_D29) for d in range(29, 33)},
+    **{0xFF000000 | d: _v1_like(_SALT_V1) for d in (33, 34)},
+    # Facebook's mvfst, seen from its apps (Instagram, Facebook, WhatsApp)
+    0xFACEB001: _v1_like(_SALT_D22),
+    0xFACEB002: _v1_like(_SALT_D23),
+    0xFACEB00E: _v1_like(_SALT_D23),
+    # Google QUIC with IETF-style Initial protection (Chrome 2020–2021)
+    0x51303530: _v1_like(  # Q050: a gQUIC CHLO inside
+        "504574efd066fe2f9d945cfcdbd3a7f0d3b56b45", crypto_frame=FRAME_GQUIC_CRYPTO, chlo=True
+    ),
+    0x54303530: _v1_like(  # T050: TLS inside
+        "7ff579e5acd072915580304c43a2367c60488310", crypto_frame=FRAME_GQUIC_CRYPTO
+    ),
+    0x54303531: _v1_like(  # T051
+        "7a4edef4e7ccee5fa4506c19124fc8ccda6e033d", crypto_frame=FRAME_GQUIC_CRYPTO
     ),
 }
 
@@ -278,11 +319,14 @@ def decrypt_initial(
         return INTERNAL, 0
 
 
-def crypto_frames(payload: bytes) -> list[tuple[int, bytes]] | Malformed:
+def crypto_frames(
+    payload: bytes, frame_type: int = FRAME_CRYPTO
+) -> list[tuple[int, bytes]] | Malformed:
     """The (offset, data) of each CRYPTO frame in an Initial's plaintext.
 
     Skips PADDING, PING and ACK frames; stops at the first other frame type (CONNECTION_CLOSE
     is the only other one allowed in Initial packets and carries nothing we need).
+    ``frame_type`` is the CRYPTO frame's type in this version (8 in Google's Q050/T05x).
     """
     out: list[tuple[int, bytes]] = []
     p = 0
@@ -290,15 +334,14 @@ def crypto_frames(payload: bytes) -> list[tuple[int, bytes]] | Malformed:
     while p < n:
         t = payload[p]
         if t == FRAME_PADDING:
-            q = p + 1
-            while q < n and payload[q] == 0:
-                q += 1
-            p = q
+            # a run of padding (most of a 1200-byte Initial): skip it at C speed
+            m = _NON_ZERO(payload, p)
+            p = n if m is None else m.start()
             continue
         p += 1
         if t == FRAME_PING:
             continue
-        if t == FRAME_CRYPTO:
+        if t == frame_type:
             off, p = _varint(payload, p)
             length, p = _varint(payload, p)
             if off < 0 or length < 0 or p + length > n:
@@ -306,7 +349,7 @@ def crypto_frames(payload: bytes) -> list[tuple[int, bytes]] | Malformed:
             out.append((off, payload[p : p + length]))
             p += length
             continue
-        if t in (FRAME_ACK, FRAME_ACK_ECN):
+        if t in (FRAME_ACK, FRAME_ACK_ECN) and frame_type == FRAME_CRYPTO:
             fields = [0, 0, 0, 0]  # largest, delay, range count, first range
             for i in range(4):
                 fields[i], p = _varint(payload, p)
@@ -334,8 +377,17 @@ def _assemble(chunks: list[tuple[int, bytes]]) -> bytes:
     return bytes(buf)
 
 
-def _client_hello(stream: bytes) -> ClientHello | Malformed | None:
+def _client_hello(stream: bytes, chlo: bool = False) -> ClientHello | Malformed | None:
     """None while incomplete; the parsed ClientHello (or Malformed) once complete."""
+    if chlo:
+        need = chlo_length(stream)
+        if need is None:
+            return None
+        if need < 0:
+            return Malformed("quic_not_client_hello")
+        if len(stream) < need:
+            return None
+        return parse_chlo(stream[:need])
     if len(stream) < 4:
         return None
     need = 4 + ((stream[1] << 16) | (stream[2] << 8) | stream[3])
@@ -348,7 +400,8 @@ def _client_hello(stream: bytes) -> ClientHello | Malformed | None:
 def parse_initial(datagram: bytes) -> ClientHello | Malformed | None:
     """The ClientHello in one datagram's Initial packet(s), without cross-packet state.
 
-    None when the datagram holds no v1/v2 client Initial or only part of a ClientHello.
+    None when the datagram holds no client Initial of a known version or only part of a
+    ClientHello.
     """
     return QuicReassembler(max_connections=1).feed(datagram)
 
@@ -362,10 +415,14 @@ class _Conn:
 class QuicReassembler:
     """Collects CRYPTO frames of client Initials per connection until the ClientHello is whole.
 
-    Keyed by ``(key, version, DCID)`` where ``key`` is the caller's flow key (the pipeline
-    passes the client address and port). A connection that gave its ClientHello is remembered
-    so later Initials (ACKs, retransmissions) are not decrypted again. Bounded: connections
-    and total buffered bytes, least recently used evicted first (counted in ``evicted``).
+    Connections are keyed by ``(key, version, first DCID)`` where ``key`` is the caller's
+    flow key (the pipeline passes the 4-tuple). With a flow key, later Initials of the flow
+    that carry the server's connection ID are opened with the first DCID's keys, and once a
+    flow gave its ClientHello its other Initials (ACKs, retransmissions, the repeat after a
+    Retry) are skipped without decrypting: one flow's hundreds of packets cost one
+    decryption or two. Bounded: pending connections and their bytes, and the remembered
+    finished flows, least recently used dropped first (pending ones counted in ``evicted``).
+    ``version`` is the QUIC version of the last ClientHello returned.
     """
 
     def __init__(
@@ -374,14 +431,19 @@ class QuicReassembler:
         max_connections: int = 4096,
         max_total_bytes: int = 16 * 1024 * 1024,
         max_done: int = 65536,
+        done_ttl: float = 300.0,
     ) -> None:
         self.max_connections = max_connections
         self.max_total_bytes = max_total_bytes
         self.max_done = max_done
+        self.done_ttl = done_ttl
         self._conns: OrderedDict[Hashable, _Conn] = OrderedDict()
-        self._done: OrderedDict[Hashable, None] = OrderedDict()
+        self._by_flow: dict[Hashable, tuple[Hashable, int, bytes]] = {}  # pending conn per flow
+        self._done: OrderedDict[Hashable, float] = OrderedDict()  # → when it finished
+        self._now = 0.0
         self._total = 0
         self.evicted = 0
+        self.version = 0
 
     def __len__(self) -> int:
         return len(self._conns)
@@ -390,16 +452,30 @@ class QuicReassembler:
     def buffered_bytes(self) -> int:
         return self._total
 
-    def feed(self, datagram: bytes, key: Hashable = None) -> ClientHello | Malformed | None:
-        """Process one UDP datagram; return the ClientHello once its connection has it all."""
+    def feed(
+        self, datagram: bytes, key: Hashable = None, now: float | None = None
+    ) -> ClientHello | Malformed | None:
+        """Process one UDP datagram; return the ClientHello once its connection has it all.
+
+        ``now`` (capture time) lets a finished flow be read again after ``done_ttl`` seconds.
+        """
+        if now is not None:
+            self._now = now
         try:
             return self._feed(datagram, key)
         except (IndexError, ValueError):  # a bug must not take a live sensor down on one packet
             return INTERNAL
 
     def _feed(self, datagram: bytes, key: Hashable) -> ClientHello | Malformed | None:
+        if key is not None:
+            t = self._done.get(key)
+            if t is not None:
+                if self._now - t < self.done_ttl:
+                    return None  # this flow already gave its ClientHello
+                del self._done[key]
         found: list[tuple[int, bytes]] = []
-        conn_key: Hashable = None
+        conn_key: tuple[Hashable, int, bytes] | None = None
+        params: VersionParams | None = None
         pos = 0
         # coalesced packets (RFC 9000 §12.2): Initials first, then maybe 0-RTT; read them all
         while pos < len(datagram):
@@ -409,38 +485,51 @@ class QuicReassembler:
                 break
             if isinstance(h, Malformed):
                 return h if pos == 0 else None
-            ck = (key, h.version, h.dcid)
             if conn_key is None:
-                if ck in self._done:
+                conn_key = (key, h.version, h.dcid)
+                if key is None and conn_key in self._done:
                     return None
-                conn_key = ck
-            elif ck != conn_key:
+                pending = self._by_flow.get(key) if key is not None else None
+                if pending is not None and pending[1] == h.version:
+                    conn_key = pending  # the same connection, now addressed by the server's CID
+                params = VERSIONS[h.version]
+            elif h.version != conn_key[1]:
                 break
-            cipher = _cipher_for(h.version, h.dcid)
+            cipher = _cipher_for(conn_key[1], conn_key[2])
             if cipher is None:
                 break
             pkt = _open(data, h, cipher)
+            if isinstance(pkt, Malformed) and conn_key[2] != h.dcid:
+                # not the pending connection after all: a new one on the same flow
+                conn_key = (key, h.version, h.dcid)
+                cipher = _cipher_for(h.version, h.dcid)
+                if cipher is None:
+                    break
+                pkt = _open(data, h, cipher)
             if isinstance(pkt, Malformed):
                 return pkt if pos == 0 else None
-            frames = crypto_frames(pkt.payload)
+            assert params is not None
+            frames = crypto_frames(pkt.payload, params.crypto_frame)
             if isinstance(frames, Malformed):
                 return frames
             found.extend(frames)
             pos += h.end
         if conn_key is None or not found:
             return None
+        assert params is not None
         for off, data in found:
             if off + len(data) > MAX_CLIENT_HELLO:
                 self._finish(conn_key)
                 return CRYPTO_TOO_LARGE
         conn = self._conns.get(conn_key)
         if conn is None:
-            got = _client_hello(_assemble(found))
+            got = _client_hello(_assemble(found), params.chlo)
             if got is not None:
-                self._finish(conn_key)
-                return got
+                return self._finish(conn_key, got)
             size = sum(len(d) for _, d in found)
             self._conns[conn_key] = _Conn(found, size)
+            if key is not None:
+                self._by_flow[key] = conn_key
             self._total += size
             self._bound()
             return None
@@ -449,30 +538,43 @@ class QuicReassembler:
         added = sum(len(d) for _, d in found)
         conn.size += added
         self._total += added
-        got = _client_hello(_assemble(conn.chunks))
+        got = _client_hello(_assemble(conn.chunks), params.chlo)
         if got is not None:
-            self._finish(conn_key)
-            return got
+            return self._finish(conn_key, got)
         if conn.size > MAX_CLIENT_HELLO * 2:  # retransmissions piling up without progress
             self._finish(conn_key)
             return CRYPTO_TOO_LARGE
         self._bound()
         return None
 
-    def _finish(self, conn_key: Hashable) -> None:
+    def _finish(
+        self, conn_key: tuple[Hashable, int, bytes], got: ClientHello | Malformed | None = None
+    ) -> ClientHello | Malformed | None:
         conn = self._conns.pop(conn_key, None)
         if conn is not None:
             self._total -= conn.size
-        self._done[conn_key] = None
+        key = conn_key[0]
+        if key is not None:
+            self._by_flow.pop(key, None)
+        # a flow key when there is one: later Initials may carry another DCID
+        done_key = key if key is not None else conn_key
+        self._done.pop(done_key, None)
+        self._done[done_key] = self._now
         if len(self._done) > self.max_done:
             self._done.popitem(last=False)
+        if isinstance(got, ClientHello):
+            self.version = conn_key[1]
+        return got
 
     def _bound(self) -> None:
         while self._conns and (
             len(self._conns) > self.max_connections or self._total > self.max_total_bytes
         ):
-            _, conn = self._conns.popitem(last=False)
+            ck, conn = self._conns.popitem(last=False)
             self._total -= conn.size
+            key = ck[0]  # type: ignore[index]
+            if key is not None and self._by_flow.get(key) == ck:
+                del self._by_flow[key]
             self.evicted += 1
 
 

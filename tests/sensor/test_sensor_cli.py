@@ -78,11 +78,10 @@ def test_broken_catalogue_is_rejected(tmp_path: Path) -> None:
     assert str(extra) in r.stderr
 
 
-def test_config_is_accepted_with_a_note(tmp_path: Path) -> None:
+def test_config_without_district_yaml_is_an_error(tmp_path: Path) -> None:
     r = monitor("--pcap", str(DATA / "dns.pcap"), "--config", str(tmp_path))
-    assert r.returncode == 0
-    assert "--config" in r.stderr and "not used yet" in r.stderr
-    assert r.stdout == (DATA / "dns.out").read_text()
+    assert r.returncode == 1 and r.stdout == ""
+    assert str(tmp_path / "district.yaml") in r.stderr
 
 
 @pytest.mark.parametrize(

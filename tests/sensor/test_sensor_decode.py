@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scapy.contrib.mpls import MPLS
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop
 from scapy.layers.l2 import ARP, CookedLinux, Dot1AD, Dot1Q, Ether
+from scapy.layers.ppp import PPP, PPPoE
 from scapy.packet import Packet, Raw
 
 from monitor.sensor import decode as dec
@@ -203,8 +205,103 @@ def test_address_text(raw: bytes, text: str) -> None:
     assert dec.address_text(raw) == text
 
 
+def nflog(family: int, packet: bytes | None, *, big_endian: bool = False) -> bytes:
+    order = "big" if big_endian else "little"
+
+    def tlv(kind: int, value: bytes) -> bytes:
+        head = (4 + len(value)).to_bytes(2, order) + kind.to_bytes(2, order)
+        return head + value + bytes(-len(value) % 4)
+
+    prefix = tlv(10, b"prefix\x00") + tlv(1, bytes(4))  # NFULA_PREFIX, NFULA_PACKET_HDR
+    payload = tlv(9, packet) if packet is not None else b""  # NFULA_PAYLOAD
+    return bytes([family, 0, 0, 1]) + prefix + payload
+
+
+def pktap(inner_linktype: int, packet: bytes) -> bytes:
+    # pth_length, pth_type_next, pth_dlt, then interface name and process fields (zeros)
+    head = (108).to_bytes(4, "little") + (1).to_bytes(4, "little")
+    return head + inner_linktype.to_bytes(4, "little") + bytes(96) + packet
+
+
+def wifi(*, fc0: int = 0x88, fc1: int = 0x01, qos: bool = True, snap: bool = True) -> bytes:
+    """An 802.11 data frame (QoS data to the AP by default) carrying V4 / UDP53."""
+    head = bytes([fc0, fc1]) + bytes(2) + bytes(18) + bytes(2)  # duration, 3 addresses, seq
+    if qos:
+        head += bytes(2)
+    llc = b"\xaa\xaa\x03\x00\x00\x00\x08\x00" if snap else b"\x42\x42\x03"
+    return head + llc + b(V4 / UDP53)
+
+
+def radiotap(frame: bytes) -> bytes:
+    return b"\x00\x00" + (12).to_bytes(2, "little") + bytes(8) + frame
+
+
+@pytest.mark.parametrize(
+    ("linktype", "frame", "expected"),
+    [
+        pytest.param(
+            1, b(Ether(**MACS) / PPPoE(sessionid=7) / PPP(proto=0x0021) / V4 / UDP53), UDP4,
+            id="pppoe",
+        ),
+        pytest.param(
+            1, b(Ether(**MACS) / PPPoE() / PPP(proto=0x0057) / V6 / UDP53), UDP6, id="pppoe-v6"
+        ),
+        pytest.param(
+            1, b(Ether(**MACS) / PPPoE() / PPP(proto=0xC021) / Raw(bytes(20))), dec.NOT_IP,
+            id="pppoe-lcp",
+        ),
+        pytest.param(
+            1, b(Ether(**MACS) / MPLS(label=16, s=0) / MPLS(label=17, s=1) / V4 / UDP53), UDP4,
+            id="mpls-two-labels",
+        ),
+        pytest.param(1, b(Ether(**MACS) / Dot1Q(vlan=5) / MPLS(s=1) / V6 / UDP53), UDP6,
+                     id="vlan-mpls"),
+        pytest.param(113, b(CookedLinux(proto=0x8100)) + b(Dot1Q(vlan=3) / V4 / UDP53), UDP4,
+                     id="sll-with-vlan-tag"),
+        pytest.param(9, b"\xff\x03\x00\x21" + b(V4 / UDP53), UDP4, id="ppp-hdlc-framing"),
+        pytest.param(9, b"\x00\x57" + b(V6 / UDP53), UDP6, id="ppp"),
+        pytest.param(50, b"\xff\x03\x21" + b(V4 / UDP53), UDP4, id="ppp-compressed-protocol"),
+        pytest.param(104, b"\x0f\x00\x08\x00" + b(V4 / UDP53), UDP4, id="cisco-hdlc"),
+        pytest.param(239, nflog(2, b(V4 / UDP53)), UDP4, id="nflog"),
+        pytest.param(239, nflog(10, b(V6 / UDP53), big_endian=True), UDP6, id="nflog-big-endian"),
+        pytest.param(239, nflog(2, None), dec.NOT_IP, id="nflog-no-payload"),
+        pytest.param(258, pktap(1, b(Ether(**MACS) / V4 / UDP53)), UDP4, id="pktap-ethernet"),
+        pytest.param(258, pktap(12, b(V6 / UDP53)), UDP6, id="pktap-raw"),
+        pytest.param(105, wifi(), UDP4, id="wifi-qos-data"),
+        pytest.param(105, wifi(fc0=0x08, qos=False), UDP4, id="wifi-data"),
+        pytest.param(105, wifi(fc1=0x41), dec.NOT_IP, id="wifi-protected"),
+        pytest.param(105, wifi(fc0=0x80), dec.NOT_IP, id="wifi-beacon"),
+        pytest.param(105, wifi(snap=False), dec.NOT_IP, id="wifi-not-snap"),
+        pytest.param(127, radiotap(wifi()), UDP4, id="radiotap"),
+        pytest.param(
+            192, b"\x00\x00\x08\x00" + (1).to_bytes(4, "little") + b(Ether(**MACS) / V4 / UDP53),
+            UDP4, id="ppi-ethernet",
+        ),
+    ],
+)  # fmt: skip
+def test_more_link_types(linktype: int, frame: bytes, expected: Segment | str) -> None:
+    assert dec.decode(linktype, frame) == expected
+    assert linktype in dec.LINKTYPES
+
+
+@pytest.mark.parametrize(
+    ("linktype", "frame"),
+    [
+        pytest.param(1, b(Ether(**MACS) / PPPoE())[:18], id="pppoe-cut"),
+        pytest.param(1, b(Ether(**MACS) / MPLS(s=0))[:18], id="mpls-cut"),
+        pytest.param(104, b"\x0f\x00", id="cisco-hdlc-cut"),
+        pytest.param(105, wifi()[:20], id="wifi-cut"),
+        pytest.param(127, b"\x00\x00\x40", id="radiotap-cut"),
+        pytest.param(258, pktap(1, b"")[:8], id="pktap-cut"),
+        pytest.param(239, b"\x02\x00", id="nflog-cut"),
+    ],
+)
+def test_more_link_types_cut(linktype: int, frame: bytes) -> None:
+    assert dec.decode(linktype, frame) in (dec.LINK_TRUNCATED, dec.IP_TRUNCATED)
+
+
 @settings(max_examples=500, deadline=None)
-@given(st.sampled_from([0, 1, 12, 101, 108, 113, 228, 229, 276, 9999]), st.binary(max_size=120))
+@given(st.sampled_from([*sorted(dec.LINKTYPES), 9999]), st.binary(max_size=120))
 def test_fuzz_never_raises(linktype: int, frame: bytes) -> None:
     got = dec.decode(linktype, frame)
     assert isinstance(got, Segment | str)

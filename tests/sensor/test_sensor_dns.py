@@ -150,3 +150,51 @@ def test_fuzz_mutated_queries_never_raise(patch: bytes, at: int) -> None:
     assert isinstance(got, DnsMessage | Malformed)
     if isinstance(got, DnsMessage):
         assert all(len(x.name) <= 255 * 4 for x in got.questions)
+
+
+def test_real_shapes_edns0_query_and_answer_with_cname_chain() -> None:
+    """Built by scapy as a resolver sends them: an EDNS0 OPT record in the additional section
+    of the query; an answer with a CNAME chain compressed against the question."""
+    from scapy.layers.dns import DNS, DNSQR, DNSRR, DNSRROPT
+
+    query = bytes(
+        DNS(id=7, rd=1, qd=DNSQR(qname="www.tiktok.com", qtype="HTTPS"),
+            ar=DNSRROPT(rclass=1232))
+    )  # fmt: skip
+    answer = bytes(
+        DNS(id=7, qr=1, rd=1, ra=1, qd=DNSQR(qname="www.tiktok.com"),
+            an=[DNSRR(rrname="www.tiktok.com", type="CNAME",
+                      rdata="www.tiktok.com.edgesuite.net"),
+                DNSRR(rrname="www.tiktok.com.edgesuite.net", type="A", rdata="192.0.2.1")],
+            ar=DNSRROPT(rclass=1232))
+    )  # fmt: skip
+    q_msg, a_msg = dns.parse_dns(query), dns.parse_dns(answer)
+    assert isinstance(q_msg, DnsMessage) and isinstance(a_msg, DnsMessage)
+    assert q_msg.questions == (Question("www.tiktok.com", 65, 1),) and not q_msg.response
+    assert a_msg.questions == (Question("www.tiktok.com", 1, 1),) and a_msg.response
+    assert a_msg.addresses == (bytes([192, 0, 2, 1]),)
+
+
+def test_dot_inside_a_label_is_escaped() -> None:
+    msg = dns.parse_dns(q(b"\x03a.b\x07example\x00"))
+    assert isinstance(msg, DnsMessage) and msg.questions[0].name == "a\\046b.example"
+
+
+def test_answer_addresses() -> None:
+    from scapy.layers.dns import DNS, DNSQR, DNSRR
+
+    answer = bytes(
+        DNS(id=9, qr=1, qd=DNSQR(qname="g.whatsapp.net"),
+            an=[DNSRR(rrname="g.whatsapp.net", type="CNAME", rdata="mmx.whatsapp.net"),
+                DNSRR(rrname="mmx.whatsapp.net", type="A", rdata="192.0.2.50"),
+                DNSRR(rrname="mmx.whatsapp.net", type="AAAA", rdata="2001:db8::50"),
+                DNSRR(rrname="mmx.whatsapp.net", type="TXT", rdata="not an address")])
+    )  # fmt: skip
+    msg = dns.parse_dns(answer)
+    assert isinstance(msg, DnsMessage)
+    assert msg.addresses == (bytes([192, 0, 2, 50]), bytes.fromhex("20010db8" + "0" * 22 + "50"))
+    # a cut answer gives what can be read; a query gives none
+    cut = dns.parse_dns(answer[: answer.index(bytes([192, 0, 2, 50])) + 4 + 8])
+    assert isinstance(cut, DnsMessage) and cut.addresses == (bytes([192, 0, 2, 50]),)
+    query = dns.parse_dns(bytes(DNS(id=9, qd=DNSQR(qname="g.whatsapp.net"))))
+    assert isinstance(query, DnsMessage) and query.addresses == ()

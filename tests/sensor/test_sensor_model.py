@@ -6,7 +6,9 @@ import json
 
 import pytest
 
+from monitor.model import Decision
 from monitor.sensor import output, quic, synth, tls
+from monitor.sensor.judge import Verdict
 from monitor.sensor.model import Counters, Observation, printable_name
 
 
@@ -67,6 +69,26 @@ def test_json_line() -> None:
         "version": 1,
         "platform": None,
     }
+
+
+VERDICT = Verdict(
+    "p-0123456789abcdef", "under13", "ms", "tiktok", "a.example",
+    Decision("block", "quic-bypass:under13", "Bypassed.", "medium"),
+)  # fmt: skip
+
+
+def test_lines_with_a_verdict_keep_the_old_columns_first() -> None:
+    assert output.tsv_line(OBS, VERDICT).split("\t") == output.tsv_line(OBS).split("\t") + [
+        "p-0123456789abcdef", "under13", "ms", "block", "quic-bypass:under13",
+    ]  # fmt: skip
+    plain = json.loads(output.json_line(OBS))
+    obj = json.loads(output.json_line(OBS, VERDICT))
+    assert list(obj)[: len(plain)] == list(plain)
+    assert {k: obj[k] for k in obj if k not in plain} == {
+        "person": "p-0123456789abcdef", "age_band": "under13", "school": "ms",
+        "decision": "block", "rule": "quic-bypass:under13", "incident": "medium",
+    }  # fmt: skip
+    assert output.VERDICT_COLUMNS == ("person", "age_band", "school", "decision", "rule")
 
 
 def test_counters_as_dict_is_json_ready() -> None:

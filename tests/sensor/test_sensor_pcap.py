@@ -97,7 +97,7 @@ def test_fixture_counters() -> None:
         return s.counters.as_dict()
 
     assert counters("dns")["malformed"] == {"dns_pointer_loop": 1}
-    assert counters("dns")["duplicates"] == 1  # A and AAAA from one socket
+    assert counters("dns")["duplicates"] == 2  # A and AAAA from one socket, and the answer
     assert counters("tls")["malformed"] == {"tls_bad_sni": 1}
     assert counters("quic")["malformed"] == {"quic_decrypt_failed": 1}
     assert counters("rawip")["skipped"] == {"ip_fragment": 1}

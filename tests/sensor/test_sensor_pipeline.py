@@ -155,11 +155,6 @@ def test_classify_callback_sets_platform(classifier: Classifier) -> None:
     ("frame", "why"),
     [
         pytest.param(
-            udp(synth.dns_query([("r.example", 1)], response=True), sport=53, dport=40000),
-            "answer",
-            id="dns-answer",
-        ),
-        pytest.param(
             udp(synth.dns_query([("r.example", 1)], response=True)),
             "answer to port 53",
             id="dns-answer-to-53",
@@ -185,6 +180,28 @@ def test_nothing_to_observe(frame: bytes, why: str) -> None:
     s = Sensor()
     assert run(frame, sensor=s) == [], why
     assert not s.counters.malformed
+
+
+def test_dns_answer_counts_for_the_query_flow() -> None:
+    answer = udp(
+        synth.dns_query([("r.example", 1)], response=True),
+        src=SERVER,
+        sport=53,
+        dst=CLIENT,
+        dport=40000,
+    )
+    # alone (the query was not captured), the answer names the host, in the query's direction
+    (obs,) = run(answer)
+    assert (obs.client, obs.client_port, obs.server, obs.server_port) == (
+        CLIENT,
+        40000,
+        SERVER,
+        53,
+    )
+    # with its query: one observation
+    s = Sensor()
+    assert len(run(udp(query("r.example"), sport=40000), answer, sensor=s)) == 1
+    assert s.counters.duplicates == 1
 
 
 def test_tls_on_any_port_when_it_starts_a_handshake() -> None:
@@ -279,3 +296,216 @@ def test_fuzz_mutated_fixture_frames_never_raise(
         assert (
             isinstance(obs, Observation) and "\n" not in obs.hostname and "\t" not in obs.hostname
         )
+
+
+# -- deduplication over time ---------------------------------------------------------------
+
+
+def test_dedup_is_time_bounded() -> None:
+    s = Sensor(dedup_ttl=60)
+    frames = [
+        Frame(RAW, udp(query("a.example")), 1000.0),
+        Frame(RAW, udp(query("a.example")), 1059.0),  # within a minute: the same observation
+        Frame(RAW, udp(query("b.example")), 1061.0),  # expires a.example's entry
+        Frame(RAW, udp(query("a.example")), 1062.0),  # a minute on: reported again
+    ]
+    got = list(s.run(frames))
+    assert [(o.hostname, o.time) for o in got] == [
+        ("a.example", 1000.0),
+        ("b.example", 1061.0),
+        ("a.example", 1062.0),
+    ]
+    assert s.counters.duplicates == 1
+    # a long quiet spell empties the table: a long capture does not keep every flow
+    list(s.run([Frame(RAW, udp(query("c.example"), sport=1), 5000.0)]))
+    assert s.dedup_size == 1
+
+
+def test_dedup_ttl_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="dedup_ttl"):
+        Sensor(dedup_ttl=0)
+
+
+def test_one_quic_flow_of_hundreds_of_packets_is_one_observation() -> None:
+    dcid = b"\x31" * 8
+    initials = synth.quic_initials(
+        synth.client_hello("www.youtube.com", alpn=["h3"], pad_to=1800), dcid=dcid, packets=2
+    )
+    ack = quic.protect_initial(
+        quic.V1, b"\x5e" * 8, b"", 2, b"\x02\x00\x00\x00\x00" + bytes(1100),
+        keys=quic.initial_keys(quic.V1, dcid),
+    )  # fmt: skip
+    datagrams = [*initials, initials[0], ack] + [b"\x41" + bytes(100 + i) for i in range(300)]
+    s = Sensor()
+    got = run(*(udp(d, sport=50123, dport=443) for d in datagrams), sensor=s)
+    assert [(o.protocol, o.hostname) for o in got] == [("quic", "www.youtube.com")]
+    assert not s.counters.malformed and s.counters.duplicates == 0  # later ones never decrypted
+
+
+# -- QUIC on other ports ---------------------------------------------------------------------
+
+
+def initial(name: str, dcid: bytes = b"\x32" * 8) -> bytes:
+    return synth.quic_initials(synth.client_hello(name, alpn=["h3"]), dcid=dcid)[0]
+
+
+def test_quic_initial_on_another_port() -> None:
+    (obs,) = run(udp(initial("alt.example"), sport=50000, dport=4433))
+    assert (obs.protocol, obs.hostname, obs.server_port, obs.version) == (
+        "quic", "alt.example", 4433, 1,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("datagram", "sport", "why"),
+    [
+        pytest.param(initial("srv.example"), 443, "from port 443: a server's packet", id="server"),
+        pytest.param(b"\xc0\x12\x34\x56\x78" + bytes(1300), 50000, "unknown version", id="ver"),
+        pytest.param(initial("small.example")[:1100], 50000, "below 1200 bytes", id="small"),
+        pytest.param(b"\xc0\x00\x00\x00\x01\x04" + bytes(1300), 50000, "DCID < 8", id="dcid"),
+    ],
+)
+def test_not_guessed_as_quic_elsewhere(datagram: bytes, sport: int, why: str) -> None:
+    s = Sensor()
+    assert run(udp(datagram, sport=sport, dport=4433), sensor=s) == [], why
+    assert not s.counters.malformed and not s.counters.skipped
+
+
+def test_a_failed_guess_is_skipped_not_malformed() -> None:
+    broken = bytearray(initial("x.example"))
+    broken[200] ^= 0xFF
+    s = Sensor()
+    assert run(udp(bytes(broken), sport=50000, dport=8443), sensor=s) == []
+    assert s.counters.skipped == {"quic_other_port_unreadable": 1} and not s.counters.malformed
+
+
+# -- TLS shapes real clients send ----------------------------------------------------------
+
+
+def with_grease(msg: bytes) -> bytes:
+    """Add GREASE extensions (RFC 8701) first and last, as Chrome does."""
+    body = msg[4:]
+    p = 34
+    p += 1 + body[p]  # session id
+    p += 2 + int.from_bytes(body[p : p + 2], "big")  # cipher suites
+    p += 1 + body[p]  # compression methods
+    exts = body[p + 2 :]
+    exts = b"\x0a\x0a\x00\x00" + exts + b"\xfa\xfa\x00\x01\x00"
+    body = body[:p] + len(exts).to_bytes(2, "big") + exts
+    return b"\x01" + len(body).to_bytes(3, "big") + body
+
+
+def test_record_header_alone_then_the_hello_in_the_second_segment() -> None:
+    hello = synth.tls_records(with_grease(synth.client_hello("www.instagram.com", pad_to=1900)))
+    got = run(
+        tcp(b"", seq=100, flags="S"),
+        tcp(hello[:5], seq=101),
+        tcp(hello[5:1400], seq=106),
+        tcp(hello[1400:], seq=101 + 1400),
+    )
+    assert [(o.protocol, o.hostname) for o in got] == [("tls", "www.instagram.com")]
+
+
+def test_hello_after_a_connect_to_an_outside_proxy() -> None:
+    connect = b"CONNECT www.tiktok.com:443 HTTP/1.1\r\nHost: www.tiktok.com:443\r\n\r\n"
+    s = Sensor()
+    got = run(
+        tcp(connect, dport=3128, seq=1),
+        tcp(hello("www.tiktok.com"), dport=3128, seq=1 + len(connect)),
+        tcp(hello("www.youtube.com"), dport=3128, seq=1, sport=50001),
+        sensor=s,
+    )
+    # the ClientHello after the CONNECT is read too, and names the same host on the same flow
+    assert [(o.protocol, o.hostname, o.client_port) for o in got] == [
+        ("http", "www.tiktok.com", 50000),
+        ("tls", "www.youtube.com", 50001),
+    ]
+    assert s.counters.duplicates == 1
+
+
+# -- flows named by an earlier DNS answer ----------------------------------------------------
+
+WA = "192.0.2.50"  # the address a DNS answer gives for g.whatsapp.net
+
+
+def answer(name: str, address: str, client: str = CLIENT) -> bytes:
+    from scapy.layers.dns import DNS, DNSQR, DNSRR
+
+    msg = DNS(id=1, qr=1, qd=DNSQR(qname=name), an=DNSRR(rrname=name, type="A", rdata=address))
+    return udp(bytes(msg), src=SERVER, sport=53, dst=client, dport=40000)
+
+
+def syn(dst: str, sport: int = 51000, src: str = CLIENT, dport: int = 5222) -> bytes:
+    return tcp(b"", sport=sport, dport=dport, flags="S", src=src, dst=dst, seq=0)
+
+
+def data(payload: bytes, dst: str, sport: int = 51000, dport: int = 5222, seq: int = 1) -> bytes:
+    return tcp(payload, sport=sport, dport=dport, dst=dst, seq=seq)
+
+
+NOISE = b"WA\x05\x02" + bytes(40)  # a messenger's own protocol: no name in it
+
+
+def test_a_nameless_connection_is_named_by_the_dns_answer(classifier: Classifier) -> None:
+    s = Sensor(classifier)
+    got = run(answer("g.whatsapp.net", WA), syn(WA), data(NOISE, WA), data(NOISE, WA, seq=45),
+              sensor=s)  # fmt: skip
+    assert [(o.protocol, o.hostname, o.platform, o.server, o.server_port) for o in got] == [
+        ("dns", "g.whatsapp.net", "whatsapp", SERVER, 53),
+        ("ip", "g.whatsapp.net", "whatsapp", WA, 5222),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("frames", "why"),
+    [
+        pytest.param(
+            [syn(WA, src="192.0.2.99"), tcp(NOISE, sport=51000, dport=5222, src="192.0.2.99",
+                                            dst=WA)],
+            "another client did not ask", id="other-client",
+        ),
+        pytest.param([data(NOISE, WA)], "no SYN seen: the connection is older", id="no-syn"),
+        pytest.param([syn("192.0.2.51"), data(NOISE, "192.0.2.51")], "another address",
+                     id="other-address"),
+    ],
+)  # fmt: skip
+def test_not_named_by_the_answer(frames: list[bytes], why: str) -> None:
+    got = run(answer("g.whatsapp.net", WA), *frames)
+    assert [o.protocol for o in got] == ["dns"], why
+
+
+def test_a_connection_that_names_its_host_keeps_its_own_name() -> None:
+    # a CDN address shared by several names: the ClientHello says which one this flow wants
+    got = run(answer("www.youtube.com", WA), syn(WA, dport=443),
+              data(hello("www.google.com"), WA, dport=443))  # fmt: skip
+    assert [(o.protocol, o.hostname) for o in got] == [
+        ("dns", "www.youtube.com"),
+        ("tls", "www.google.com"),
+    ]
+    split = hello("www.google.com", pad_to=1500)
+    got = run(answer("www.youtube.com", WA), syn(WA, dport=443),
+              data(split[:700], WA, dport=443), data(split[700:], WA, dport=443, seq=701))  # fmt: skip
+    assert [o.protocol for o in got] == ["dns", "tls"]
+
+
+def test_a_hello_without_sni_is_named_by_the_answer() -> None:
+    got = run(answer("chat.signal.org", WA), syn(WA, dport=443),
+              data(hello(None), WA, dport=443))  # fmt: skip
+    assert [(o.protocol, o.hostname) for o in got] == [
+        ("dns", "chat.signal.org"),
+        ("ip", "chat.signal.org"),
+    ]
+
+
+def test_a_dns_answer_names_connections_for_an_hour() -> None:
+    from monitor.sensor.pipeline import DNS_MAP_TTL
+
+    s = Sensor()
+    frames = [
+        Frame(RAW, answer("g.whatsapp.net", WA), 0.0),
+        Frame(RAW, syn(WA, sport=1), DNS_MAP_TTL - 1),
+        Frame(RAW, data(NOISE, WA, sport=1), DNS_MAP_TTL - 1),
+        Frame(RAW, syn(WA, sport=2), DNS_MAP_TTL + 1),
+        Frame(RAW, data(NOISE, WA, sport=2), DNS_MAP_TTL + 1),
+    ]
+    assert [(o.protocol, o.client_port) for o in s.run(frames)] == [("dns", 40000), ("ip", 1)]

@@ -165,7 +165,8 @@ def test_packet_type_bits_depend_on_the_version() -> None:
         pytest.param(b"", None, id="empty"),
         pytest.param(bytes([0x40]) + bytes(40), None, id="short-header"),
         pytest.param(b"\xc0\x00\x00\x00\x00" + bytes(40), None, id="version-negotiation"),
-        pytest.param(b"\xc0\xff\x00\x00\x1d" + bytes(40), None, id="draft-29"),
+        pytest.param(b"\xc0\xff\x00\x00\x0f" + bytes(40), None, id="draft-15"),
+        pytest.param(b"\xc0\xff\x00\x00\x1d" + bytes(40), quic.BAD_HEADER, id="draft-29-broken"),
         pytest.param(
             V1_PACKET[:1] + V1_PACKET[1:5] + b"\x15" + bytes(60), quic.BAD_HEADER, id="dcid-21"
         ),
@@ -346,3 +347,72 @@ def test_fuzz_mutated_plaintext_never_raises(patch: bytes, at: int, version_inde
     pkt = quic.protect_initial(version, DCID, b"", 2, payload)
     got = quic.QuicReassembler().feed(pkt, None)
     assert got is None or isinstance(got, ClientHello | Malformed)
+
+
+# -- shapes real clients send -----------------------------------------------------------------
+
+
+def chrome_like(hello: bytes, dcid: bytes, *, server_cid: bytes | None = None) -> list[bytes]:
+    """Chrome's Initials with a post-quantum key share: the ClientHello (~1.8 KiB) cut into
+    CRYPTO fragments sent out of order over two packets, PING and PADDING frames between them
+    ("chaos protection"); the first packet does not even hold offset 0. With ``server_cid``
+    the second packet goes out under the server's connection ID (still the first DCID's keys),
+    as a retransmission does once the server has answered."""
+    cuts = [0, 300, 700, 1100, 1500, len(hello)]
+    pieces = [quic.crypto_frame(cuts[i], hello[cuts[i] : cuts[i + 1]]) for i in range(5)]
+    one = pieces[2] + b"\x01" + bytes(7) + pieces[4] + b"\x01"
+    two = pieces[1] + bytes(5) + pieces[3] + b"\x01\x01" + pieces[0]
+    keys = quic.initial_keys(quic.V1, dcid)
+    out = []
+    for pn, frames in enumerate((one, two)):
+        cid = server_cid if pn and server_cid else dcid
+        out.append(quic.protect_initial(quic.V1, cid, b"", pn, frames + bytes(1250 - len(frames)),
+                                        keys=keys))  # fmt: skip
+    return out
+
+
+MLKEM_HELLO = synth.client_hello("www.tiktok.com", alpn=["h3"], ech=True, pad_to=1850)
+
+
+def test_chrome_chaos_protection_over_two_initials() -> None:
+    first, second = chrome_like(MLKEM_HELLO, b"\x71" * 8)
+    r = quic.QuicReassembler()
+    assert r.feed(first, "flow") is None
+    assert r.feed(second, "flow") == ClientHello("www.tiktok.com", ("h3",), True)
+
+
+def test_second_initial_under_the_server_connection_id() -> None:
+    first, second = chrome_like(MLKEM_HELLO, b"\x72" * 8, server_cid=b"\x5e" * 16)
+    r = quic.QuicReassembler()
+    assert r.feed(first, "flow") is None
+    assert r.feed(second, "flow") == ClientHello("www.tiktok.com", ("h3",), True)
+    # without the flow key there is no way to know which keys it needs
+    assert quic.QuicReassembler().feed(second) == quic.DECRYPT_FAILED
+
+
+def test_a_new_connection_on_a_flow_with_one_pending() -> None:
+    pending, _ = chrome_like(MLKEM_HELLO, b"\x73" * 8)
+    (other,) = synth.quic_initials(synth.client_hello("other.example"), dcid=b"\x74" * 8)
+    r = quic.QuicReassembler()
+    assert r.feed(pending, "flow") is None
+    assert r.feed(other, "flow") == ClientHello("other.example")
+
+
+def test_a_finished_flow_is_read_again_after_done_ttl() -> None:
+    (pkt,) = synth.quic_initials(synth.client_hello("again.example"), dcid=b"\x75" * 8)
+    r = quic.QuicReassembler(done_ttl=60)
+    assert r.feed(pkt, "flow", now=1000.0) == ClientHello("again.example")
+    assert r.feed(pkt, "flow", now=1059.0) is None
+    assert r.feed(pkt, "flow", now=1061.0) == ClientHello("again.example")
+
+
+def test_ack_only_initial_after_the_hello_is_not_decrypted() -> None:
+    dcid = b"\x76" * 8
+    (pkt,) = synth.quic_initials(synth.client_hello("acks.example"), dcid=dcid)
+    ack = quic.protect_initial(
+        quic.V1, b"\x5e" * 8, b"", 1, b"\x02\x00\x00\x00\x00" + bytes(1100),
+        keys=quic.initial_keys(quic.V1, dcid),
+    )  # fmt: skip
+    r = quic.QuicReassembler()
+    assert r.feed(pkt, "flow") == ClientHello("acks.example")
+    assert r.feed(ack, "flow") is None  # not quic_decrypt_failed: the flow is done

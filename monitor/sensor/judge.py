@@ -1,0 +1,150 @@
+"""Observation → who (address → device → person), what (platform), the policy's decision, and
+recording it like the proxy does: ``monitor_requests_total{source="sensor"}`` and incidents
+through the district's recorder.
+
+Choices, and why:
+
+* **Activity ``view``.** A name in DNS, a ClientHello or a QUIC Initial says only that a
+  client is opening the platform, the least a visit does; the proxy records its own
+  connection-level refusals as ``view`` too, and the example district's table of decisions is
+  for ``view``. So rules with ``activities: [view]`` apply, rules for posting or messaging do
+  not (the sensor cannot see those).
+* **Only catalogue platforms are judged.** A name outside the catalogue is not the policy's
+  business (``not-in-catalogue``, as the proxy passes such connections through untouched): its
+  client address is not resolved to a person, and it is not counted in the request metrics.
+* **Incidents come from the policy.** A decision whose rule names an ``incident`` severity
+  becomes an incident with ``source="sensor"``: a public DoH resolver, a VPN or proxy service
+  (catalogue platforms with ``bypass_kind``) seen from a student is one under the example
+  district's ``bypass-student`` rule, whether it was named in DNS, TLS or QUIC.
+* **QUIC to a blocked platform is a bypass.** The proxy does not carry UDP, so the gateway
+  must drop UDP 443 and clients fall back to TCP through the proxy. An HTTP/3 ClientHello to
+  a platform the policy *blocks* for that person (``view``) means the proxy was bypassed (or
+  is about to be): it is recorded as an incident with rule id ``quic-bypass:<rule>``, the
+  rule's severity (``medium`` when the rule has none) and a reason that says so. Put the
+  sensor where it sees what leaves the network (the uplink, after the gateway's filter); on
+  the inside interface it also reports attempts the gateway then dropped. ``restrict``
+  decisions over QUIC (YouTube's restricted mode headers cannot be injected there) are counted
+  with decision ``restrict`` but raise no incident.
+
+Privacy: output and incidents carry the keyed pseudonym (``incidents.pseudonym``), never a
+name or roster id; host names are the sensor's escaped ones, normalised before use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..classify import normalise_host
+from ..decide import NOT_IN_CATALOGUE, decide
+from ..district import District
+from ..engine import Labels, labels
+from ..incidents import IncidentEvent, pseudonym
+from ..model import Decision, Identity, Severity
+from ..recording import DecisionLog
+from .model import Observation
+
+ACTIVITY = "view"
+QUIC_BYPASS_PREFIX = "quic-bypass:"
+QUIC_BYPASS_SEVERITY: Severity = "medium"
+_MAX_REASON = 1000  # the incident store's limit
+NONE = "-"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the policy says about one observation.
+
+    ``person`` is the pseudonym (``-`` unknown or not judged); ``age_band`` and ``school`` are
+    the bounded metric labels (``-`` when not judged: the host is not a catalogue platform).
+    """
+
+    person: str
+    age_band: str
+    school: str
+    platform: str | None
+    host: str
+    decision: Decision
+    who: Identity | None = None
+    labels: Labels | None = None
+
+    @property
+    def judged(self) -> bool:
+        return self.platform is not None
+
+
+def quic_bypass(decision: Decision) -> Decision:
+    """The incident-raising form of a ``block`` seen over QUIC (see the module docstring)."""
+    reason = (
+        "The proxy was bypassed over QUIC (HTTP/3 on UDP port 443, which the district "
+        "gateway should drop): this platform is blocked for this person. " + decision.reason
+    )
+    return Decision(
+        "block",
+        QUIC_BYPASS_PREFIX + decision.rule_id,
+        reason[:_MAX_REASON],
+        decision.incident or QUIC_BYPASS_SEVERITY,
+    )
+
+
+class Judge:
+    """Decides and records observations against a district snapshot.
+
+    ``district`` may be replaced (after a reload). ``log`` is None to decide without
+    recording (no metrics, no incidents).
+    """
+
+    def __init__(self, district: District, key: bytes, log: DecisionLog | None = None) -> None:
+        self.district = district
+        self.key = key
+        self.log = log
+
+    def judge(self, obs: Observation) -> Verdict:
+        """The verdict for one observation (pure: nothing is recorded)."""
+        district = self.district
+        catalogue = district.catalogue
+        # the sensor's classify callback already gave the platform id (the district's
+        # classifier); without one, classify here
+        platform = catalogue.get(obs.platform) if obs.platform else None
+        host = normalise_host(obs.hostname)  # None for escaped bytes, IP literals
+        if platform is None and host is not None:
+            platform = district.classifier.platform_of_normalised(host)
+        if platform is None or host is None:
+            return Verdict(NONE, NONE, NONE, None, obs.hostname, NOT_IN_CATALOGUE)
+        who = district.resolver.resolve(obs.client)
+        lab = labels(district, who, obs.time)
+        d = decide(district.policy, who, None, platform, ACTIVITY, obs.time, district.overrides)
+        if obs.protocol == "quic" and d.action == "block":
+            d = quic_bypass(d)
+        person = who.person
+        return Verdict(
+            pseudonym(self.key, person.sourced_id) if person is not None else NONE,
+            lab.age_band,
+            lab.school,
+            platform.id,
+            host,
+            d,
+            who,
+            lab,
+        )
+
+    def record(self, obs: Observation, verdict: Verdict) -> IncidentEvent | None:
+        """Count a judged observation and queue its incident when there is one."""
+        if self.log is None or verdict.platform is None:
+            return None
+        assert verdict.who is not None and verdict.labels is not None
+        return self.log.record(
+            verdict.who,
+            verdict.labels,
+            verdict.platform,
+            ACTIVITY,
+            verdict.host,
+            verdict.decision,
+            obs.time,
+            source="sensor",
+        )
+
+    def __call__(self, obs: Observation) -> Verdict:
+        """Judge and record one observation."""
+        verdict = self.judge(obs)
+        self.record(obs, verdict)
+        return verdict
