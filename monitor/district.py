@@ -41,6 +41,7 @@ from .identity import IdentityResolver, StaticMap, parse_static_map
 from .leases import LeaseTable, read_leases
 from .overrides import OverrideSet, OverrideStore
 from .policy import Policy, load_policy
+from .retention import RetentionModel
 from .roster import Roster, load_roster
 from .yamlfile import ConfigError, LineDict, load_yaml, validate
 
@@ -69,6 +70,7 @@ class DistrictFileModel(BaseModel):
     state_dir: str = "var"
     store: str = ""
     pseudonym_key_file: str = ""
+    retention: RetentionModel | None = None
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ class District:
 
     def path(self, rel: str) -> Path:
         p = Path(rel)
-        return p if p.is_absolute() else (self.config_dir / p)
+        return p if p.is_absolute() else (self.config_dir / p).resolve()
 
     @property
     def overrides_path(self) -> Path:

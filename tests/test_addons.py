@@ -26,7 +26,9 @@ def district(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("addons") / "district"
     shutil.copytree(ROOT / "examples" / "district", d)
     text = (d / "district.yaml").read_text()
-    (d / "district.yaml").write_text(text.replace("state_dir: ../../var/example-district", "state_dir: state"))
+    (d / "district.yaml").write_text(
+        text.replace("state_dir: ../../var/example-district", "state_dir: state")
+    )
     return d
 
 
@@ -36,8 +38,12 @@ def addons(district: Path) -> Iterator[tuple[Runtime, Selective, Enforce]]:
     sel = Selective(rt)
     enf = Enforce(rt, sel)
     with taddons.context(rt, sel, enf) as tctx:
-        tctx.configure(rt, monitor_config=str(district), monitor_metrics_listen="",
-                       monitor_store=f"sqlite:///{district / 'state' / 'addons.sqlite'}")
+        tctx.configure(
+            rt,
+            monitor_config=str(district),
+            monitor_metrics_listen="",
+            monitor_store=f"sqlite:///{district / 'state' / 'addons.sqlite'}",
+        )
         yield rt, sel, enf
     rt.done()
 
@@ -64,8 +70,12 @@ def sample(rt: Runtime, name: str, **labels: str) -> float:
     ],
 )
 def test_tls_clienthello(
-    addons: tuple[Runtime, Selective, Enforce], client: str, sni: str, ignored: bool,
-    refused: bool, outcome: tuple[str, str],
+    addons: tuple[Runtime, Selective, Enforce],
+    client: str,
+    sni: str,
+    ignored: bool,
+    refused: bool,
+    outcome: tuple[str, str],
 ) -> None:
     rt, sel, _ = addons
     before = sample(rt, "monitor_connections_total", outcome=outcome[0], platform=outcome[1])
@@ -74,7 +84,10 @@ def test_tls_clienthello(
     assert data.ignore_connection is ignored
     # a refusal passes the bytes to no server at all: nothing is decrypted or forwarded
     assert (data.context.server.address is None) is refused
-    assert sample(rt, "monitor_connections_total", outcome=outcome[0], platform=outcome[1]) == before + 1
+    assert (
+        sample(rt, "monitor_connections_total", outcome=outcome[0], platform=outcome[1])
+        == before + 1
+    )
 
 
 def test_request_block_restrict_and_alt_svc(addons: tuple[Runtime, Selective, Enforce]) -> None:

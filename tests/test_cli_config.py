@@ -14,8 +14,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "monitor", *args],
-                          capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "monitor", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +28,9 @@ def district(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("cfg") / "district"
     shutil.copytree(ROOT / "examples" / "district", d)
     text = (d / "district.yaml").read_text()
-    (d / "district.yaml").write_text(text.replace("state_dir: ../../var/example-district", "state_dir: state"))
+    (d / "district.yaml").write_text(
+        text.replace("state_dir: ../../var/example-district", "state_dir: state")
+    )
     return d
 
 
@@ -50,8 +57,12 @@ def generated_on(district: Path) -> str:
         ("127.0.0.11", "www.wikipedia.org", "allow", "not-in-catalogue", "under13"),
     ],
 )
-def test_explain_decisions(district: Path, client: str, host: str, action: str, rule: str, band: str) -> None:
-    out = explain(district, "--client", client, "--host", host, "--at", f"{generated_on(district)}T19:00")
+def test_explain_decisions(
+    district: Path, client: str, host: str, action: str, rule: str, band: str
+) -> None:
+    out = explain(
+        district, "--client", client, "--host", host, "--at", f"{generated_on(district)}T19:00"
+    )
     assert out["decision"]["action"] == action  # type: ignore[index]
     assert out["decision"]["rule_id"] == rule  # type: ignore[index]
     assert out["age_band_label"] == band
@@ -66,22 +77,50 @@ def test_explain_birthday_edge_at_local_midnight(district: Path) -> None:
     from datetime import date, timedelta
 
     day = date.fromisoformat(generated_on(district))
-    before = explain(district, "--client", "127.0.0.12", "--host", "www.youtube.com",
-                     "--at", f"{day}T23:59")
-    after = explain(district, "--client", "127.0.0.12", "--host", "www.youtube.com",
-                    "--at", f"{day + timedelta(days=1)}T00:00")
+    before = explain(
+        district, "--client", "127.0.0.12", "--host", "www.youtube.com", "--at", f"{day}T23:59"
+    )
+    after = explain(
+        district,
+        "--client",
+        "127.0.0.12",
+        "--host",
+        "www.youtube.com",
+        "--at",
+        f"{day + timedelta(days=1)}T00:00",
+    )
     assert before["band"] == "under13" and before["decision"]["rule_id"] == "under13"  # type: ignore[index]
     assert after["band"] == "teen" and after["decision"]["rule_id"] != "under13"  # type: ignore[index]
 
 
 def test_explain_text_names_who_what_and_why(district: Path) -> None:
-    r = run("explain", "--config", str(district), "--client", "127.0.0.13", "--host",
-            "www.tiktok.com", "--method", "POST", "--path", "/api/commit/item/post/?secret=1",
-            "--header", "Content-Type: application/x-www-form-urlencoded")
+    r = run(
+        "explain",
+        "--config",
+        str(district),
+        "--client",
+        "127.0.0.13",
+        "--host",
+        "www.tiktok.com",
+        "--method",
+        "POST",
+        "--path",
+        "/api/commit/item/post/?secret=1",
+        "--header",
+        "Content-Type: application/x-www-form-urlencoded",
+    )
     assert r.returncode == 0, r.stderr
     out = r.stdout
-    for part in ("who:", "role student, school ms", "age band teen", "platform:  tiktok",
-                 "activity:  post", "decision:  BLOCK", "reason:", "rules checked:"):
+    for part in (
+        "who:",
+        "role student, school ms",
+        "age band teen",
+        "platform:  tiktok",
+        "activity:  post",
+        "decision:  BLOCK",
+        "reason:",
+        "rules checked:",
+    ):
         assert part in out, (part, out)
     assert "secret" not in out  # query strings are never shown
     assert "stu-" not in out.split("rules checked:")[0]
@@ -90,27 +129,60 @@ def test_explain_text_names_who_what_and_why(district: Path) -> None:
 def test_explain_bad_config_names_file_and_line(tmp_path: Path, district: Path) -> None:
     bad = tmp_path / "bad"
     shutil.copytree(district, bad)
-    (bad / "policy.yaml").write_text((bad / "policy.yaml").read_text().replace("action: block", "action: blok", 1))
+    (bad / "policy.yaml").write_text(
+        (bad / "policy.yaml").read_text().replace("action: block", "action: blok", 1)
+    )
     r = run("explain", "--config", str(bad), "--client", "127.0.0.1", "--host", "x.example")
     assert r.returncode == 1
     assert "policy.yaml:" in r.stderr and "action" in r.stderr
 
 
 def test_override_with_config_uses_the_district_store_and_roster(district: Path) -> None:
-    r = run("override", "grant", "--config", str(district), "--teacher", "stu-00001",
-            "--platform", "instagram", "--student", "stu-00555", "--minutes", "30")
+    r = run(
+        "override",
+        "grant",
+        "--config",
+        str(district),
+        "--teacher",
+        "stu-00001",
+        "--platform",
+        "instagram",
+        "--student",
+        "stu-00555",
+        "--minutes",
+        "30",
+    )
     assert r.returncode == 1 and "no staff member" in r.stderr
-    r = run("override", "grant", "--config", str(district), "--teacher", "tch-0012",
-            "--platform", "instagram", "--student", "stu-00555", "--minutes", "30",
-            "--reason", "class project")
+    r = run(
+        "override",
+        "grant",
+        "--config",
+        str(district),
+        "--teacher",
+        "tch-0012",
+        "--platform",
+        "instagram",
+        "--student",
+        "stu-00555",
+        "--minutes",
+        "30",
+        "--reason",
+        "class project",
+    )
     assert r.returncode == 0, r.stderr
     assert (district / "state" / "overrides.json").exists()
     listed = run("override", "list", "--config", str(district), "--format", "json")
     rows = json.loads(listed.stdout)
     assert [row["platform"] for row in rows] == ["instagram"]
     oid = rows[0]["id"]
-    assert run("override", "revoke", "--config", str(district), oid, "--by", "tch-0012").returncode == 0
-    assert json.loads(run("override", "list", "--config", str(district), "--format", "json").stdout) == []
+    assert (
+        run("override", "revoke", "--config", str(district), oid, "--by", "tch-0012").returncode
+        == 0
+    )
+    assert (
+        json.loads(run("override", "list", "--config", str(district), "--format", "json").stdout)
+        == []
+    )
 
 
 def test_incidents_list_with_config_reads_the_district_store(district: Path) -> None:

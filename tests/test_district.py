@@ -21,7 +21,9 @@ def district(tmp_path: Path) -> Path:
     d = tmp_path / "district"
     shutil.copytree(ROOT / "examples" / "district", d)
     text = (d / "district.yaml").read_text()
-    (d / "district.yaml").write_text(text.replace("state_dir: ../../var/example-district", "state_dir: state"))
+    (d / "district.yaml").write_text(
+        text.replace("state_dir: ../../var/example-district", "state_dir: state")
+    )
     return d
 
 
@@ -89,7 +91,10 @@ def test_roster_change_reaches_identity(district: Path) -> None:
     assert first.resolver.resolve("127.0.0.11").person is not None
     # move the demo address to a guest network: identity follows the settings file
     text = (district / "district.yaml").read_text()
-    touch_write(district / "district.yaml", text.replace("{cidr: 127.0.0.11/32, device:", "{cidr: 127.0.0.111/32, device:"))
+    touch_write(
+        district / "district.yaml",
+        text.replace("{cidr: 127.0.0.11/32, device:", "{cidr: 127.0.0.111/32, device:"),
+    )
     d, results = loader.reload()
     assert all(r.ok for r in results), results
     assert d.resolver.resolve("127.0.0.11").person is None
@@ -106,7 +111,10 @@ def test_catalogue_addition_is_picked_up(district: Path) -> None:
         "    page_hosts: [localchat.example]\n"
     )
     text = (district / "district.yaml").read_text()
-    touch_write(district / "district.yaml", text.replace("catalogue: []", "catalogue: [local-catalogue.yaml]"))
+    touch_write(
+        district / "district.yaml",
+        text.replace("catalogue: []", "catalogue: [local-catalogue.yaml]"),
+    )
     d, results = loader.reload()
     assert all(r.ok for r in results), results
     assert d.classifier("chat.localchat.example") == "localchat"

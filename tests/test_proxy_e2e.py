@@ -19,12 +19,11 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-
 from proxyharness import (
     ORIGIN_CA_NAME,
     Origin,
-    Proxy,
     OriginCA,
+    Proxy,
     curl,
     free_port,
     make_origin_ca,
@@ -36,8 +35,12 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 TZ = ZoneInfo("America/New_York")
 HOSTS = [
-    "www.tiktok.com", "api16-normal-c-useast1a.tiktokv.com", "www.youtube.com",
-    "www.youtubekids.com", "www.school-site.example", "www.instagram.com",
+    "www.tiktok.com",
+    "api16-normal-c-useast1a.tiktokv.com",
+    "www.youtube.com",
+    "www.youtubekids.com",
+    "www.school-site.example",
+    "www.instagram.com",
 ]
 HTML = {"Accept": "text/html", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"}
 
@@ -63,24 +66,42 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object
     today = datetime.now(TZ).date()
     district = base / "district"
     subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "generate_district.py"), "--out", str(district),
-         "--today", today.isoformat()],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            str(ROOT / "examples" / "generate_district.py"),
+            "--out",
+            str(district),
+            "--today",
+            today.isoformat(),
+        ],
+        check=True,
+        capture_output=True,
     )
     (district / "policy.orig.yaml").write_text((district / "policy.yaml").read_text())
     write_policy(district, in_hours=True)
     ca = make_origin_ca(base / "ca", HOSTS)
     origin = Origin().start(ca)
     metrics_port = free_port()
-    proxy = start_proxy(base, origin, ca, {
-        "monitor_config": str(district),
-        "monitor_metrics_listen": f"127.0.0.1:{metrics_port}",
-        "monitor_reload_interval": "0.3",
-        "connection_strategy": "lazy",
-    })
+    proxy = start_proxy(
+        base,
+        origin,
+        ca,
+        {
+            "monitor_config": str(district),
+            "monitor_metrics_listen": f"127.0.0.1:{metrics_port}",
+            "monitor_reload_interval": "0.3",
+            "connection_strategy": "lazy",
+        },
+    )
     try:
-        yield {"district": district, "ca": ca, "origin": origin, "proxy": proxy,
-               "metrics": metrics_port, "base": base}
+        yield {
+            "district": district,
+            "ca": ca,
+            "origin": origin,
+            "proxy": proxy,
+            "metrics": metrics_port,
+            "base": base,
+        }
     finally:
         log = proxy.stop()
         origin.stop()
@@ -109,7 +130,10 @@ def metric(world: dict[str, object], name: str, **labels: str) -> float:
 def wait_reload(world: dict[str, object], component: str, result: str, before: float) -> None:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        if metric(world, "monitor_config_reloads_total", component=component, result=result) > before:
+        if (
+            metric(world, "monitor_config_reloads_total", component=component, result=result)
+            > before
+        ):
             return
         time.sleep(0.1)
     raise AssertionError(f"no {component} reload with result {result}")
@@ -138,8 +162,16 @@ def test_under13_gets_the_block_page_and_the_origin_sees_nothing(world: dict[str
 
 
 def test_fetch_requests_get_a_short_json_answer(world: dict[str, object]) -> None:
-    r = _get(world, "https://www.tiktok.com/api/feed", "127.0.0.11",
-             headers={"Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty", "Sec-Fetch-Site": "same-origin"})
+    r = _get(
+        world,
+        "https://www.tiktok.com/api/feed",
+        "127.0.0.11",
+        headers={
+            "Sec-Fetch-Mode": "cors",
+            "Sec-Fetch-Dest": "empty",
+            "Sec-Fetch-Site": "same-origin",
+        },
+    )
     assert r.status == 403
     body = json.loads(r.body)
     assert body["blocked"] is True and body["rule"] == "under13"
@@ -151,7 +183,10 @@ def test_api_host_is_refused_without_decrypting(world: dict[str, object]) -> Non
     assert r.status == 403  # the CONNECT itself is answered: no TLS at all
     assert r.issuer == ""
     assert "CONNECT tunnel failed, response 403" in r.stderr
-    assert metric(world, "monitor_connections_total", outcome="refused", platform="tiktok") == before + 1
+    assert (
+        metric(world, "monitor_connections_total", outcome="refused", platform="tiktok")
+        == before + 1
+    )
 
 
 def test_not_in_catalogue_passes_through_untouched(world: dict[str, object]) -> None:
@@ -223,10 +258,30 @@ def test_teacher_override_opens_a_platform_then_expires(world: dict[str, object]
     assert _get(world, "https://www.instagram.com/", "127.0.0.15", headers=HTML).status == 403
     teacher = _first_teacher(district)
     g = subprocess.run(
-        [sys.executable, "-m", "monitor", "override", "grant", "--store", str(store),
-         "--teacher", teacher, "--platform", "instagram", "--student", _person_of(district, "127.0.0.15"),
-         "--until", until, "--policy", str(district / "policy.yaml"), "--reason", "class project"],
-        capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "monitor",
+            "override",
+            "grant",
+            "--store",
+            str(store),
+            "--teacher",
+            teacher,
+            "--platform",
+            "instagram",
+            "--student",
+            _person_of(district, "127.0.0.15"),
+            "--until",
+            until,
+            "--policy",
+            str(district / "policy.yaml"),
+            "--reason",
+            "class project",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert g.returncode == 0, g.stderr
     wait_reload(world, "overrides", "success", before)
@@ -245,16 +300,37 @@ def test_teacher_override_opens_a_platform_then_expires(world: dict[str, object]
 
 def test_incident_written_once_per_window_with_its_count(world: dict[str, object]) -> None:
     for _ in range(3):
-        r = _get(world, "https://www.tiktok.com/api/commit/item/post/", "127.0.0.11",
-                 method="POST", data="x=1", headers={"Content-Type": "application/x-www-form-urlencoded"})
+        r = _get(
+            world,
+            "https://www.tiktok.com/api/commit/item/post/",
+            "127.0.0.11",
+            method="POST",
+            data="x=1",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
         assert r.status == 403
     district: Path = world["district"]  # type: ignore[assignment]
     deadline = time.monotonic() + 20
     rows: list[dict[str, object]] = []
     while time.monotonic() < deadline:
-        out = subprocess.run([sys.executable, "-m", "monitor", "incidents", "list", "--config", str(district),
-                              "--platform", "tiktok", "--format", "json"],
-                             capture_output=True, text=True, check=False)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "monitor",
+                "incidents",
+                "list",
+                "--config",
+                str(district),
+                "--platform",
+                "tiktok",
+                "--format",
+                "json",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if out.returncode == 0 and out.stdout.strip():
             rows = [x for x in json.loads(out.stdout) if x["rule_id"] == "under13-activity"]
             if rows and rows[0]["count"] >= 3:
@@ -276,7 +352,9 @@ def test_broken_policy_is_rejected_and_the_old_one_stays(world: dict[str, object
     before = metric(world, "monitor_config_reloads_total", component="policy", result="failure")
     try:
         time.sleep(0.05)
-        (district / "policy.yaml").write_text(good.replace("platforms: [youtube]", "platforms: [youtub]", 1))
+        (district / "policy.yaml").write_text(
+            good.replace("platforms: [youtube]", "platforms: [youtub]", 1)
+        )
         wait_reload(world, "policy", "failure", before)
         # still the old policy: under-13 blocked, 13-year-old restricted on YouTube
         assert _get(world, "https://www.tiktok.com/", "127.0.0.11", headers=HTML).status == 403
@@ -288,7 +366,7 @@ def test_broken_policy_is_rejected_and_the_old_one_stays(world: dict[str, object
 def test_metrics_have_bounded_labels(world: dict[str, object]) -> None:
     with urllib.request.urlopen(f"http://127.0.0.1:{world['metrics']}/metrics", timeout=5) as r:
         text = r.read().decode()
-    assert 'monitor_requests_total{' in text
+    assert "monitor_requests_total{" in text
     assert "127.0.0." not in text  # never an address
     assert "stu-" not in text and "p-" not in text  # never a person
     assert 'outcome="passthrough"' in text
@@ -322,9 +400,16 @@ def test_chromium_shows_the_block_page(world: dict[str, object]) -> None:
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path="/usr/bin/chromium",
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--disable-dev-shm-usage"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-dev-shm-usage",
+            ],
             proxy={"server": f"http://127.0.0.1:{proxy.port}"},
         )
         try:

@@ -1,9 +1,10 @@
-"""``monitor incidents list|init``: read the incident store from the command line."""
+"""``monitor incidents list|init|purge``: the incident store from the command line."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -163,6 +164,86 @@ def init_cmd(config: str | None, url: str | None) -> None:
     except ValueError as e:
         raise click.ClickException(str(e)) from e
     click.echo("incident store ready")
+
+
+def _period(value: str | None, name: str) -> timedelta | None:
+    if value is None:
+        return None
+    from pydantic_core import PydanticCustomError
+
+    from ..retention import parse_period
+
+    try:
+        return parse_period(value)
+    except PydanticCustomError as e:
+        raise click.BadParameter(str(e), param_hint=name) from e
+
+
+@incidents_group.command("purge")
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(exists=True, file_okay=False),
+    help="The district configuration directory: its store and retention periods.",
+)
+@click.option("--db", "url", help=_DB_HELP)
+@click.option(
+    "--incidents",
+    "incidents_",
+    metavar="PERIOD",
+    help="Keep incidents this long (e.g. 365d); default: the district's setting.",
+)
+@click.option(
+    "--access-log",
+    metavar="PERIOD",
+    help="Keep access records this long (e.g. 6y); default: the district's setting.",
+)
+@click.option("--dry-run", is_flag=True, help="Only count what is due.")
+def purge_cmd(
+    config: str | None,
+    url: str | None,
+    incidents_: str | None,
+    access_log: str | None,
+    dry_run: bool,
+) -> None:
+    """Delete incidents and access records past their retention period, and record the purge
+    in the record of access (the review app also does this once a day)."""
+    import getpass
+
+    from ..access import AccessLog, Actor
+    from ..retention import Retention, check_retention, load_retention, purge
+    from ..store.migrations import upgrade
+    from ..yamlfile import ConfigError
+
+    target = _store_url(url, config)
+    try:
+        base = load_retention(config) if config else Retention()
+        retention = check_retention(
+            _period(incidents_, "--incidents") or base.incidents,
+            _period(access_log, "--access-log") or base.access_log,
+        )
+    except (ConfigError, ValueError) as e:
+        raise click.ClickException(str(e)) from e
+    try:
+        upgrade(target)
+        store = open_store(target, create=False)
+    except (SQLAlchemyError, ValueError) as e:
+        raise click.ClickException(f"cannot open incident store: {e}") from e
+    try:
+        who = Actor(f"{getpass.getuser()}@cli", "system", "monitor incidents purge")
+        result = purge(
+            store.engine,
+            AccessLog(store.engine),
+            retention,
+            now=datetime.now(UTC),
+            actor=who,
+            dry_run=dry_run,
+        )
+    except SQLAlchemyError as e:
+        raise click.ClickException(f"purge failed: {e}") from e
+    finally:
+        store.close()
+    click.echo(f"{result.describe()} (retention: {retention.describe()})")
 
 
 def register(group: click.Group) -> None:

@@ -180,6 +180,8 @@ def _check_people(
             raise click.ClickException(f"--student {s}: no student with this sourcedId")
     if class_id is not None and class_id not in district.roster.classes:
         raise click.ClickException(f"--class {class_id}: no class with this sourcedId")
+
+
 _policy_option = click.option(
     "--policy", "policy_file", type=click.Path(dir_okay=False, exists=True),
     help="The district policy: its time zone and longest override apply (default: this "

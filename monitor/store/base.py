@@ -13,7 +13,10 @@ from ..incidents import Incident, IncidentEvent
 
 @dataclass(frozen=True, slots=True)
 class IncidentFilter:
-    """Equality filters (None: any) and a half-open ``last_seen`` range [since, until)."""
+    """Equality filters (None: any) and a half-open ``last_seen`` range [since, until).
+
+    ``schools``: the incident's school is one of these (a counselor's scope; empty: none).
+    """
 
     school: str | None = None
     platform: str | None = None
@@ -23,6 +26,7 @@ class IncidentFilter:
     rule_id: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    schools: tuple[str, ...] | None = None
 
 
 class IncidentStore(Protocol):
@@ -43,7 +47,9 @@ class IncidentStore(Protocol):
 
     def get(self, id: int) -> Incident | None: ...
 
-    def count(self, filters: IncidentFilter | None = None) -> int: ...
+    def count(self, filters: IncidentFilter | None = None, cap: int | None = None) -> int:
+        """How many incidents match; with ``cap``, counting stops there (min(count, cap))."""
+        ...
 
     def update(
         self,

@@ -157,3 +157,8 @@ applied_events = Table(
 def create_schema(engine: Engine) -> None:
     """Create the tables and indexes that do not exist yet (idempotent)."""
     metadata.create_all(engine)
+
+
+# The review app's tables (accounts, sessions, record of access) join this MetaData. Imported
+# last because that module builds on the names above.
+from . import accessschema as _accessschema  # noqa: E402, F401

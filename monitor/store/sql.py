@@ -284,11 +284,28 @@ def _where(filters: IncidentFilter | None) -> list[ColumnElement[bool]]:
         value = getattr(filters, name)
         if value is not None:
             out.append(c[name] == value)
+    if filters.schools is not None:
+        out.append(c.school.in_(filters.schools))
     if filters.since is not None:
         out.append(c.last_seen >= filters.since)
     if filters.until is not None:
         out.append(c.last_seen < filters.until)
     return out
+
+
+def filter_conditions(filters: IncidentFilter | None) -> list[ColumnElement[bool]]:
+    """The WHERE conditions of ``filters`` on the incidents table (bound parameters only)."""
+    return _where(filters)
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A write transaction on a store engine (SQLite: BEGIN IMMEDIATE, so a writer waits for
+    the lock up front instead of failing on a lock upgrade)."""
+    with engine.connect() as conn:
+        conn.execution_options(monitor_write=True)
+        with conn.begin():
+            yield conn
 
 
 def _retryable(e: DBAPIError) -> bool:
@@ -444,8 +461,14 @@ class SqlIncidentStore:
             row = conn.execute(select(incidents).where(incidents.c.id == id)).first()
         return None if row is None else _incident(row)
 
-    def count(self, filters: IncidentFilter | None = None) -> int:
-        q = select(func.count()).select_from(incidents).where(*_where(filters))
+    def count(self, filters: IncidentFilter | None = None, cap: int | None = None) -> int:
+        """How many incidents match ``filters``; with ``cap``, counting stops at ``cap``
+        (a list page can say "10,000+" without walking a million rows)."""
+        if cap is None:
+            q = select(func.count()).select_from(incidents).where(*_where(filters))
+        else:
+            inner = select(incidents.c.id).where(*_where(filters)).limit(cap).subquery()
+            q = select(func.count()).select_from(inner)
         with self.engine.connect() as conn:
             return int(conn.execute(q).scalar_one())
 

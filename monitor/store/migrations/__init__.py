@@ -1,0 +1,75 @@
+"""Alembic migrations of the incident store (incidents, review app accounts, record of access).
+
+:func:`upgrade` brings a database to the newest revision; ``monitor review`` and ``monitor
+users`` call it at start. Databases made by ``open_store(create=True)`` (``metadata.create_all``,
+no ``alembic_version`` table) are adopted: stamped with the revision their tables match, then
+upgraded. ``monitor users list --db URL`` (or any ``monitor users`` command) migrates a store
+by hand; :func:`config` gives an Alembic Config for other Alembic commands.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, create_engine, inspect, text
+
+from ..schema import metadata
+from ..sql import normalise_url
+
+HERE = Path(__file__).resolve().parent
+# Tables each revision adds, to recognise databases that create_all made without Alembic.
+_FIRST_TABLES = {"incidents", "applied_events"}
+# An arbitrary constant: concurrent starts on one PostgreSQL migrate one after another.
+_PG_LOCK = 0x6D6F6E69746F72
+
+
+def config(connection: Connection | None = None) -> Config:
+    """An Alembic Config for this directory (no alembic.ini needed)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(HERE))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head() -> str:
+    """The newest revision."""
+    rev = ScriptDirectory.from_config(config()).get_current_head()
+    assert rev is not None
+    return rev
+
+
+def current(conn: Connection) -> str | None:
+    """The revision a database is at (None: not under Alembic)."""
+    return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(url: str) -> str:
+    """Create or upgrade the store at ``url`` to the newest revision; returns it.
+
+    For SQLite the database's directory is created when missing."""
+    u = normalise_url(url)
+    if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:":
+        Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(u, hide_parameters=True)
+    try:
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK})
+            cfg = config(conn)
+            if current(conn) is None:
+                tables = set(inspect(conn).get_table_names())
+                if tables >= set(metadata.tables):
+                    command.stamp(cfg, "head")
+                elif tables >= _FIRST_TABLES:
+                    command.stamp(cfg, "0001")
+            command.upgrade(cfg, "head")
+            rev = current(conn)
+    finally:
+        engine.dispose()
+    assert rev is not None
+    return rev

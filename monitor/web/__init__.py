@@ -1,0 +1,11 @@
+"""The counselors' review app (Starlette, server-rendered Jinja2, no JavaScript needed).
+
+``create_app(Review.open(config_dir))`` gives the ASGI app; ``monitor review`` runs it.
+"""
+
+from __future__ import annotations
+
+from .app import create_app
+from .context import Review, ReviewSettings
+
+__all__ = ["Review", "ReviewSettings", "create_app"]
