@@ -37,6 +37,7 @@ class Enforce:
         if flow.response or flow.error or not flow.live or self.rt.district is None:
             return
         who = None
+        started = time.perf_counter()
         try:
             district = self.rt.district
             auth = flow.metadata.get("proxyauth")
@@ -46,9 +47,8 @@ class Enforce:
             host = normalise_host(flow.request.pretty_host) or ""
             platform = district.classifier.platform_of_normalised(host) if host else None
             if platform is None and st.plan is not None and st.plan.platform is not None:
-                platform = (
-                    st.plan.platform
-                )  # Host header outside the catalogue on a catalogue TLS name
+                # a Host header outside the catalogue on a catalogue TLS name: the TLS name counts
+                platform = st.plan.platform
                 host = st.plan.host or host
             if platform is None:
                 return  # plain HTTP to a host outside the catalogue: not our business
@@ -63,6 +63,7 @@ class Enforce:
                 flow.request.headers,
                 now,
             )
+            self.rt.metrics.decision_seconds.observe(time.perf_counter() - started)
             flow.metadata["monitor"] = {
                 "platform": platform.id,
                 "activity": activity,

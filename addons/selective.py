@@ -130,22 +130,13 @@ class Selective:
             data.ignore_connection = not closed
 
     def _record_refusal(self, st: ConnState, plan: ConnectionPlan) -> None:
+        """A refused connection is one blocked attempt: counted as a request (activity
+        ``view``, since no request was read) and an incident when the rule asks for one."""
         if plan.decision is None or plan.platform is None:
             return
-        if plan.decision.incident is None:
-            return  # counted as a refused connection; nothing for a counselor
         now = time.time()
         lab = self.rt.labels(st.who, now)
-        self.rt.record(
-            st.who,
-            lab,
-            plan.platform.id,
-            "view",
-            plan.host or "",
-            plan.decision,
-            now,
-            count_request=False,
-        )
+        self.rt.record(st.who, lab, plan.platform.id, "view", plan.host or "", plan.decision, now)
 
 
 def _server_host(data: tls.ClientHelloData) -> str | None:

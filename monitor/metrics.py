@@ -45,7 +45,8 @@ class Metrics:
         r = self.registry
         self.requests = Counter(
             "monitor_requests",
-            "Requests to catalogue platforms by decision.",
+            "Decisions on requests to catalogue platforms (a connection refused without "
+            "decrypting counts as one request, activity view).",
             ["platform", "activity", "decision", "age_band", "school", "source"],
             registry=r,
         )
