@@ -15,6 +15,9 @@ import time
 from dataclasses import dataclass
 
 from mitmproxy import connection, http, tls
+from mitmproxy.net.tls import starts_like_tls_record
+from mitmproxy.proxy import layer, layers
+from mitmproxy.proxy.layers.tls import parse_client_hello
 
 from monitor.engine import ConnectionPlan, plan_connection
 from monitor.model import Identity
@@ -97,6 +100,42 @@ class Selective:
                 flow.response = http.Response.make(
                     403, b"The district's filter could not check this.\n"
                 )
+
+    def next_layer(self, nl: layer.NextLayer) -> None:
+        """Pass connections through before mitmproxy builds its TLS layers for them.
+
+        Deciding here, on the ClientHello bytes, keeps a passed-through connection as cheap as
+        mitmproxy's own ``ignore_hosts``: with ``ignore_connection`` in ``tls_clienthello``
+        the TLS layers stay in the stack and every relayed chunk crosses them. Only the
+        passthrough outcome is decided here; everything else goes on to ``tls_clienthello``.
+        """
+        if self.rt.district is None:
+            return
+        context = nl.context
+        if context.client.transport_protocol != "tcp" or context.client.tls:
+            return
+        try:
+            data = nl.data_client()
+            if not starts_like_tls_record(data):
+                return
+            try:
+                hello = parse_client_hello(data)
+            except ValueError:
+                return
+            if hello is None:
+                return  # incomplete: tls_clienthello decides once it has all of it
+            st = self.state(context.client)
+            server = context.server.address
+            hosts = (hello.sni, st.connect_host, str(server[0]) if server else None)
+            plan = plan_connection(self.rt.district, st.who, hosts, time.time())
+            if plan.outcome != "passthrough":
+                return
+            st.plan = plan
+            nl.layer = layers.TCPLayer(context, ignore=True)
+            pid = plan.platform.id if plan.platform else "none"
+            self.rt.metrics.connections.labels("passthrough", pid).inc()
+        except Exception:  # noqa: BLE001 - fall back to tls_clienthello, which fails safe
+            log.exception("monitor: next_layer failed")
 
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
         if self.rt.district is None:

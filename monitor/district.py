@@ -192,6 +192,7 @@ class DistrictLoader:
         self.config_dir = Path(config_dir).resolve()
         self.clock = clock
         self._fp: dict[str, tuple[tuple[str, int, int], ...]] = {}
+        self._settings: tuple[DistrictFileModel, LineDict] | None = None
         self.current: District | None = None
 
     # -- inputs of each component ---------------------------------------------------------
@@ -224,6 +225,7 @@ class DistrictLoader:
         settings, raw = read_settings(self.config_dir)
         inputs = self._inputs(settings)
         district = self._build_all(settings, raw)
+        self._settings = (settings, raw)
         self._fp = {k: _fingerprint(v) for k, v in inputs.items()}
         self.current = district
         return district
@@ -344,8 +346,12 @@ class DistrictLoader:
         if cur is None:
             return self.load(), [ReloadResult(c, True) for c in COMPONENTS]
         results: list[ReloadResult] = []
+        settings_fp = _fingerprint([self.config_dir / CONFIG_FILE])
         try:
-            settings, raw = read_settings(self.config_dir)
+            if self._settings is not None and self._fp.get("settings") == settings_fp:
+                settings, raw = self._settings  # unchanged: no need to parse it again
+            else:
+                settings, raw = read_settings(self.config_dir)
         except (ConfigError, ValueError, OSError) as e:
             fp = _fingerprint([self.config_dir / CONFIG_FILE])
             if self._fp.get("settings") != fp:
@@ -408,5 +414,6 @@ class DistrictLoader:
             district = replace(district, classifier=cur.classifier)
         # remember fingerprints of what was attempted, so a broken file is reported once
         self._fp = new_fp
+        self._settings = (settings, raw)
         self.current = district
         return district, results

@@ -12,6 +12,9 @@ from mitmproxy.proxy import server_hooks
 
 
 class UpstreamMap:
+    def __init__(self) -> None:
+        self.original: dict[str, tuple[str, int]] = {}
+
     def load(self, loader) -> None:  # type: ignore[no-untyped-def]
         loader.add_option("test_upstream", str, "", "host:port every server connection goes to")
         loader.add_option("test_upstream_plain", str, "", "host:port for plain HTTP (port 80)")
@@ -23,7 +26,15 @@ class UpstreamMap:
         target = ctx.options.test_upstream_plain if port == 80 else ctx.options.test_upstream
         if target:
             host, _, p = target.rpartition(":")
+            self.original[data.server.id] = data.server.address
             data.server.address = (host, int(p))
+
+    def server_connected(self, data: server_hooks.ServerConnectionHookData) -> None:
+        # put the name back, so that mitmproxy reuses this connection for the next request
+        # to the same host (it matches connections by address)
+        original = self.original.pop(data.server.id, None)
+        if original is not None:
+            data.server.address = original
 
 
 addons = [UpstreamMap()]
