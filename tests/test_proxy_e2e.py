@@ -431,8 +431,14 @@ def test_chromium_shows_the_block_page(world: dict[str, object]) -> None:
 def _traffic(world: dict[str, object]) -> None:
     """A scripted school morning: blocks, restrictions, passthrough, a bypass attempt, incidents."""
     _get(world, "https://www.tiktok.com/", "127.0.0.11", headers=HTML)
-    _get(world, "https://www.tiktok.com/api/commit/item/post/", "127.0.0.11", method="POST",
-         data="x=1", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    _get(
+        world,
+        "https://www.tiktok.com/api/commit/item/post/",
+        "127.0.0.11",
+        method="POST",
+        data="x=1",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     _get(world, "https://www.youtube.com/watch?v=abc", "127.0.0.13", headers=HTML)
     _get(world, "https://www.instagram.com/", "127.0.0.15", headers=HTML)
     _get(world, "https://dns.google/dns-query", "127.0.0.13")
@@ -457,6 +463,16 @@ def test_dashboards_have_data_from_a_real_proxy(
             _traffic(world)
             prom.wait_scrapes(1)
         prom.wait_scrapes(2)
+        # recording rules need an evaluation after two samples of moving counters
+        for expr in (
+            "school_platform:monitor_bypass_requests:rate5m",
+            'school:monitor_under13_blocks:ratio_rate5m{school="ms"}',
+        ):
+            try:
+                prom.wait_for(f"count({expr}) > 0", timeout=20)
+            except TimeoutError:
+                _traffic(world)
+                prom.wait_for(f"count({expr}) > 0", timeout=20)
         assert prom.label_values("school", 'monitor_requests_total{job="monitor"}')
         values = {"datasource": "unused", "school": "ms", "platform": "tiktok", "instance": target}
         empty = empty_dashboard_queries(prom, dashboards, values)

@@ -34,7 +34,13 @@ class UpstreamMap:
         # to the same host (it matches connections by address)
         original = self.original.pop(data.server.id, None)
         if original is not None:
-            data.server.address = original
+            # Server refuses a new address on an open connection (it would not move the
+            # socket); the socket stays, only the name mitmproxy matches requests against
+            # goes back to what the client asked for
+            data.server.__dict__["address"] = original
+
+    def server_connect_error(self, data: server_hooks.ServerConnectionHookData) -> None:
+        self.original.pop(data.server.id, None)
 
 
 addons = [UpstreamMap()]
