@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from mitmproxy import exceptions
@@ -20,7 +21,7 @@ from mitmproxy import exceptions
 from monitor.district import District, DistrictLoader, pseudonym_key
 from monitor.engine import Labels, labels
 from monitor.metrics import Metrics
-from monitor.model import Decision, Identity
+from monitor.model import Identity
 from monitor.recorder import Recorder
 from monitor.recording import DecisionLog, open_recorder
 from monitor.yamlfile import ConfigError
@@ -207,31 +208,11 @@ class Runtime:
         assert self.district is not None
         return labels(self.district, who, when)
 
-    def record(
-        self,
-        who: Identity,
-        lab: Labels,
-        platform: str,
-        activity: str,
-        host: str,
-        decision: Decision,
-        when: float,
-        source: str = "proxy",
-        *,
-        count_request: bool = True,
-    ) -> None:
-        """Count one decision and queue an incident when policy asks for one."""
-        self.log.record(
-            who,
-            lab,
-            platform,
-            activity,
-            host,
-            decision,
-            when,
-            source,
-            count_request=count_request,
-        )
+    @property
+    def record(self) -> Callable[..., object]:
+        """Count one decision and queue an incident when policy asks for one
+        (``DecisionLog.record``, shared with the sensor)."""
+        return self.log.record
 
     async def _stats_loop(self) -> None:
         while True:
