@@ -16,7 +16,7 @@ from monitor.engine import decide_request
 from monitor.model import Decision
 
 from .runtime import Runtime
-from .selective import Selective, fails_closed
+from .selective import Selective, proxy_user
 
 log = logging.getLogger("monitor")
 
@@ -60,13 +60,10 @@ class Enforce:
     def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live or self.rt.district is None:
             return
-        who = None
         started = time.perf_counter()
         try:
             district = self.rt.district
-            auth = flow.metadata.get("proxyauth")
-            user = auth[0] if isinstance(auth, tuple) and auth else None
-            st = self.sel.state(flow.client_conn, user)
+            st = self.sel.state(flow.client_conn, proxy_user(flow))
             who = st.who
             host = normalise_host(flow.request.pretty_host) or ""
             platform = district.classifier.platform_of_normalised(host) if host else None
@@ -103,9 +100,7 @@ class Enforce:
                     flow.request.headers[name] = value
         except Exception:  # noqa: BLE001 - one flow must never take the proxy down
             log.exception("monitor: request handling failed")
-            closed = fails_closed(who, self.rt)
-            self.rt.metrics.flow_errors.labels("closed" if closed else "open").inc()
-            if closed:
+            if self.sel.failed(flow.client_conn):
                 self._block(
                     flow, "this site", flow.request.pretty_host, "view", _FAILED, time.time()
                 )

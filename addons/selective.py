@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from mitmproxy import connection, http, tls
 from mitmproxy.net.tls import starts_like_tls_record
 from mitmproxy.proxy import layer, layers
+from mitmproxy.proxy.context import Context
 from mitmproxy.proxy.layers.tls import parse_client_hello
 
 from monitor.engine import ConnectionPlan, plan_connection
@@ -35,11 +36,18 @@ class ConnState:
     proxy_user: str | None = None
     connect_host: str | None = None
     plan: ConnectionPlan | None = None
+    plan_names: frozenset[str] = frozenset()  # the names ``plan`` was made from
 
 
 def client_address(client: connection.Client) -> str:
     peer = client.peername
     return str(peer[0]) if peer else ""
+
+
+def proxy_user(flow: http.HTTPFlow) -> str | None:
+    """The username mitmproxy's proxyauth addon accepted for this flow, if any."""
+    auth = flow.metadata.get("proxyauth")
+    return str(auth[0]) if isinstance(auth, tuple) and auth else None
 
 
 def fails_closed(who: Identity | None, runtime: Runtime) -> bool:
@@ -70,21 +78,38 @@ class Selective:
     def client_disconnected(self, client: connection.Client) -> None:
         self.conns.pop(client.id, None)
 
+    def plan(self, st: ConnState, *names: str | None) -> ConnectionPlan:
+        """The plan for a connection from the names the client gave. The CONNECT, next_layer
+        and tls_clienthello hooks usually see the same names: plan once per connection."""
+        key = frozenset(n.lower() for n in names if n)
+        if st.plan is None or st.plan_names != key:
+            assert self.rt.district is not None
+            st.plan = plan_connection(self.rt.district, st.who, names, time.time())
+            st.plan_names = key
+        return st.plan
+
+    def count(self, outcome: str, plan: ConnectionPlan) -> None:
+        pid = plan.platform.id if plan.platform else "none"
+        self.rt.metrics.connections.labels(outcome, pid).inc()
+
+    def failed(self, client: connection.Client) -> bool:
+        """Log and count a hook that raised; True when the connection must fail closed."""
+        known = self.conns.get(client.id)
+        closed = fails_closed(known.who if known else None, self.rt)
+        self.rt.metrics.flow_errors.labels("closed" if closed else "open").inc()
+        return closed
+
     def http_connect(self, flow: http.HTTPFlow) -> None:
         """Regular (explicit) proxy mode: the CONNECT names the host before any TLS."""
         if self.rt.district is None or flow.response is not None:
             return
         try:
-            auth = flow.metadata.get("proxyauth")
-            user = auth[0] if isinstance(auth, tuple) and auth else None
-            st = self.state(flow.client_conn, user)
+            st = self.state(flow.client_conn, proxy_user(flow))
             st.connect_host = flow.request.host
-            plan = plan_connection(self.rt.district, st.who, (flow.request.host,), time.time())
+            plan = self.plan(st, flow.request.host)
             if plan.outcome == "refuse":
                 # cheapest refusal there is: no TLS, no upstream connection
-                self.rt.metrics.connections.labels(
-                    "refused", plan.platform.id if plan.platform else "none"
-                ).inc()
+                self.count("refused", plan)
                 self._record_refusal(st, plan)
                 flow.response = http.Response.make(
                     403,
@@ -93,10 +118,7 @@ class Selective:
                 )
         except Exception:  # noqa: BLE001 - one flow must never take the proxy down
             log.exception("monitor: http_connect failed")
-            st_who = self.conns.get(flow.client_conn.id)
-            closed = fails_closed(st_who.who if st_who else None, self.rt)
-            self.rt.metrics.flow_errors.labels("closed" if closed else "open").inc()
-            if closed:
+            if self.failed(flow.client_conn):
                 flow.response = http.Response.make(
                     403, b"The district's filter could not check this.\n"
                 )
@@ -125,15 +147,11 @@ class Selective:
             if hello is None:
                 return  # incomplete: tls_clienthello decides once it has all of it
             st = self.state(context.client)
-            server = context.server.address
-            hosts = (hello.sni, st.connect_host, str(server[0]) if server else None)
-            plan = plan_connection(self.rt.district, st.who, hosts, time.time())
+            plan = self.plan(st, hello.sni, st.connect_host, _server_host(context))
             if plan.outcome != "passthrough":
                 return
-            st.plan = plan
             nl.layer = layers.TCPLayer(context, ignore=True)
-            pid = plan.platform.id if plan.platform else "none"
-            self.rt.metrics.connections.labels("passthrough", pid).inc()
+            self.count("passthrough", plan)
         except Exception:  # noqa: BLE001 - fall back to tls_clienthello, which fails safe
             log.exception("monitor: next_layer failed")
 
@@ -143,30 +161,24 @@ class Selective:
         client = data.context.client
         try:
             st = self.state(client)
-            hosts = (data.client_hello.sni, st.connect_host, _server_host(data))
-            plan = plan_connection(self.rt.district, st.who, hosts, time.time())
-            st.plan = plan
-            pid = plan.platform.id if plan.platform else "none"
+            plan = self.plan(st, data.client_hello.sni, st.connect_host, _server_host(data.context))
             if plan.outcome == "passthrough":
                 data.ignore_connection = True
-                self.rt.metrics.connections.labels("passthrough", pid).inc()
+                self.count("passthrough", plan)
             elif plan.outcome == "refuse":
                 # Transparent mode has no CONNECT to answer: pass the bytes to nowhere. With
                 # no server address the (lazy) upstream connection fails at once and the
                 # client connection is closed, without decrypting anything.
                 data.ignore_connection = True
                 data.context.server.address = None
-                self.rt.metrics.connections.labels("refused", pid).inc()
+                self.count("refused", plan)
                 self._record_refusal(st, plan)
             else:
-                self.rt.metrics.connections.labels("intercepted", pid).inc()
+                self.count("intercepted", plan)
         except Exception:  # noqa: BLE001 - one connection must never take the proxy down
             log.exception("monitor: tls_clienthello failed")
-            st_known = self.conns.get(client.id)
-            closed = fails_closed(st_known.who if st_known else None, self.rt)
-            self.rt.metrics.flow_errors.labels("closed" if closed else "open").inc()
             # fail closed: intercept, so the request path decides (and fails closed again)
-            data.ignore_connection = not closed
+            data.ignore_connection = not self.failed(client)
 
     def _record_refusal(self, st: ConnState, plan: ConnectionPlan) -> None:
         """A refused connection is one blocked attempt: counted as a request (activity
@@ -178,6 +190,6 @@ class Selective:
         self.rt.record(st.who, lab, plan.platform.id, "view", plan.host or "", plan.decision, now)
 
 
-def _server_host(data: tls.ClientHelloData) -> str | None:
-    addr = data.context.server.address
+def _server_host(context: Context) -> str | None:
+    addr = context.server.address
     return str(addr[0]) if addr else None
