@@ -60,8 +60,9 @@ def _resolve(who: Who, device: Device | None) -> tuple[Person | None, Device | N
     return who, device
 
 
-def _group_band(policy: Policy, person: Person | None, day: date) -> tuple[Group, AgeBand | None]:
-    """As inlined in :func:`decide`."""
+def group_band(policy: Policy, person: Person | None, day: date) -> tuple[Group, AgeBand | None]:
+    """Who the policy sees on ``day``: student with a band, staff, or unknown (with the fail-safe
+    band). :func:`decide` inlines the same steps on its hot path."""
     if person is not None:
         role = person.role
         if role in STUDENT_ROLES:
@@ -75,7 +76,7 @@ def _group_band(policy: Policy, person: Person | None, day: date) -> tuple[Group
     return "unknown", policy.unknown_band_key
 
 
-def _schools(person: Person | None, device: Device | None) -> tuple[str, ...]:
+def schools_of(person: Person | None, device: Device | None) -> tuple[str, ...]:
     if person is not None and person.schools:
         return person.schools
     if device is not None and device.school:
@@ -149,11 +150,11 @@ def decide(
     result = cands[-1][2]
     in_hours: bool | None = None
     for schools, hours, decision in cands:
-        if schools is not None and not any(s in schools for s in _schools(person, device)):
+        if schools is not None and not any(s in schools for s in schools_of(person, device)):
             continue
         if hours is not None:
             if in_hours is None:
-                here = _schools(person, device)
+                here = schools_of(person, device)
                 if tick is not None:
                     weekday, minute = tick[1], tick[2] + int((ts - tick[3]) // 60)
                 else:
@@ -312,8 +313,8 @@ def explain(
     person, device = _resolve(who, device)
     ts = _timestamp(when)
     local = datetime.fromtimestamp(ts, policy.tz)
-    group, band = _group_band(policy, person, local.date())
-    schools = _schools(person, device)
+    group, band = group_band(policy, person, local.date())
+    schools = schools_of(person, device)
     in_hours = policy.in_school_hours(
         schools[0] if schools else None,
         local.date(),

@@ -13,9 +13,9 @@ from typing import Literal
 from .activity import request_activity
 from .catalogue import ACTIVITIES, Platform
 from .classify import normalise_host
-from .decide import connection_decision, decide
+from .decide import connection_decision, decide, group_band, schools_of
 from .district import District
-from .model import Decision, Identity, age_band_for, age_on
+from .model import Decision, Identity
 
 Outcome = Literal["passthrough", "intercept", "refuse"]
 
@@ -36,28 +36,16 @@ class Labels:
     school: str  # school identifier | unknown
 
 
-def identify(district: District, client_address: str, proxy_user: str | None = None) -> Identity:
-    return district.resolver.resolve(client_address, proxy_user)
-
-
 def labels(district: District, who: Identity, when: float) -> Labels:
-    person = who.person
-    school = person.school if person is not None and person.schools else None
-    if school is None and who.device is not None:
-        school = who.device.school
-    if person is None:
-        band = "unknown"
-    elif person.is_staff:
-        band = "staff"
-    elif person.is_student:
-        if person.birth_date is None:
-            band = district.policy.missing_birthdate_band
-        else:
-            day = district.policy.local(when)[0]
-            band = age_band_for(age_on(person.birth_date, day))
-    else:
-        band = "unknown"
-    return Labels(band, district.school_label(school))
+    """The person's age band (``staff`` or ``unknown`` outside students) and school, as the
+    policy sees them: the same band and school that :func:`monitor.decide.decide` uses."""
+    policy = district.policy
+    group, band = group_band(policy, who.person, policy.local(when)[0])
+    schools = schools_of(who.person, who.device)
+    return Labels(
+        band if group == "student" and band is not None else group,
+        district.school_label(schools[0] if schools else None),
+    )
 
 
 def plan_connection(

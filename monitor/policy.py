@@ -562,19 +562,6 @@ class Policy:
 
     # ---- conveniences for the proxy and the CLI (see monitor.decide)
 
-    def decide(
-        self,
-        who: Who,
-        device: Device | None,
-        platform: Platform | None,
-        activity: str | None,
-        when: datetime | float,
-        overrides: OverrideSet | None = None,
-    ) -> Decision:
-        from .decide import decide
-
-        return decide(self, who, device, platform, activity, when, overrides)
-
     def needs_request(
         self,
         who: Who,
