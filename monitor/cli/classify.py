@@ -11,6 +11,7 @@ import click
 from .. import catalogue as catalogue_mod
 from ..classify import Classifier, normalise_host
 from ..yamlfile import ConfigError
+from ._common import catalog_option
 
 
 def _load(extra: tuple[str, ...]) -> catalogue_mod.Catalogue:
@@ -32,13 +33,7 @@ def _hosts(args: tuple[str, ...]) -> Iterator[str]:
 
 @click.command("classify")
 @click.argument("hosts", nargs=-1)
-@click.option(
-    "--catalog",
-    "catalogs",
-    multiple=True,
-    type=click.Path(dir_okay=False),
-    help="A district catalogue file merged over the shipped one (repeatable).",
-)
+@catalog_option()
 @click.option(
     "--format",
     "fmt",
@@ -77,13 +72,7 @@ def catalog_group() -> None:
 
 
 @catalog_group.command("list")
-@click.option(
-    "--catalog",
-    "catalogs",
-    multiple=True,
-    type=click.Path(dir_okay=False),
-    help="A district catalogue file merged over the shipped one (repeatable).",
-)
+@catalog_option()
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
 )

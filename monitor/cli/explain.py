@@ -10,18 +10,10 @@ import click
 from ..activity import request_activity
 from ..classify import normalise_host
 from ..decide import explain as explain_decision
-from ..district import District, DistrictLoader, pseudonym_key
+from ..district import District, pseudonym_key
 from ..engine import labels
 from ..incidents import pseudonym
-from ..yamlfile import ConfigError
-
-
-def load_district(config: str) -> District:
-    """Load a configuration directory for a CLI command, as a click error when it is bad."""
-    try:
-        return DistrictLoader(config).load()
-    except (ConfigError, ValueError, OSError) as e:
-        raise click.ClickException(str(e)) from e
+from ._common import load_district
 
 
 def parse_at(value: str | None, district: District) -> datetime:

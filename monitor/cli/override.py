@@ -16,11 +16,12 @@ import click
 
 from .. import catalogue as catalogue_mod
 from ..catalogue import Catalogue
-from ..district import District, DistrictLoader
+from ..district import District
 from ..model import STAFF_ROLES
 from ..overrides import DEFAULT_MAX_LENGTH, Override, OverrideStore
 from ..policy import Policy, load_policy
 from ..yamlfile import ConfigError
+from ._common import catalog_option, load_district
 
 _HHMM = re.compile(r"^(\d{1,2}):(\d{2})$")
 
@@ -149,12 +150,7 @@ _config_option = click.option(
 
 
 def _district(config: str | None) -> District | None:
-    if not config:
-        return None
-    try:
-        return DistrictLoader(config).load()
-    except (ConfigError, ValueError, OSError) as e:
-        raise click.ClickException(str(e)) from e
+    return load_district(config) if config else None
 
 
 def _store_of(store_path: str | None, district: District | None) -> str:
@@ -187,10 +183,7 @@ _policy_option = click.option(
     help="The district policy: its time zone and longest override apply (default: this "
          "machine's time zone and one day).",
 )  # fmt: skip
-_catalog_option = click.option(
-    "--catalog", "catalogs", multiple=True, type=click.Path(dir_okay=False),
-    help="A district catalogue file merged over the shipped one (repeatable).",
-)  # fmt: skip
+_catalog_option = catalog_option()
 
 
 @click.group("override")

@@ -9,6 +9,7 @@ import click
 from .. import catalogue as catalogue_mod
 from ..policy import Policy, load_policy
 from ..yamlfile import ConfigError
+from ._common import catalog_option
 
 
 def check_policy(
@@ -31,13 +32,7 @@ def policy_group() -> None:
 
 @policy_group.command("check")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option(
-    "--catalog",
-    "catalogs",
-    multiple=True,
-    type=click.Path(dir_okay=False),
-    help="A district catalogue file merged over the shipped one (repeatable).",
-)
+@catalog_option()
 @click.option("--school", "schools", multiple=True,
               help="A known school sourcedId or identifier (repeatable); when given, the "
                    "policy may name only these schools.")  # fmt: skip

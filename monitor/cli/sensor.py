@@ -14,6 +14,7 @@ import click
 from .. import catalogue as catalogue_mod
 from ..classify import Classifier
 from ..yamlfile import ConfigError
+from ._common import CATALOG_HELP, catalog_option
 
 if TYPE_CHECKING:
     from ..district import DistrictLoader
@@ -128,14 +129,7 @@ class _Session:
     "--config also person (pseudonym), age band, school, decision, rule; "
     "json: one object per line with every field (with --config also the incident severity).",
 )
-@click.option(
-    "--catalog",
-    "catalogs",
-    multiple=True,
-    type=click.Path(dir_okay=False),
-    help="A district catalogue file merged over the shipped one (repeatable). Not with "
-    "--config, whose district.yaml names its catalogue files.",
-)
+@catalog_option(CATALOG_HELP + " Not with --config, whose district.yaml names its catalogue files.")
 @click.option(
     "--config",
     "config_dir",

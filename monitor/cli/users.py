@@ -32,7 +32,7 @@ def _accounts(config: str | None, url: str | None) -> Accounts:
 def _known_schools(config: str | None) -> set[str] | None:
     if not config:
         return None
-    from .explain import load_district
+    from ._common import load_district
 
     district = load_district(config)
     return set(district.school_labels.values())
