@@ -18,7 +18,7 @@ from typing import Any
 
 from mitmproxy import exceptions
 
-from monitor.district import District, DistrictLoader, pseudonym_key
+from monitor.district import COMPONENTS, District, DistrictLoader, pseudonym_key
 from monitor.engine import Labels, labels
 from monitor.metrics import Metrics
 from monitor.model import Identity
@@ -85,18 +85,7 @@ class Runtime:
             except (ConfigError, ValueError, OSError) as e:
                 raise exceptions.OptionsError(f"monitor_config: {e}") from e
             self.loader, self.district, self.key = loader, district, key
-            self._count_config(
-                district,
-                loaded=(
-                    "catalogue",
-                    "roster",
-                    "policy",
-                    "devices",
-                    "leases",
-                    "addresses",
-                    "overrides",
-                ),
-            )
+            self._count_config(district, loaded=COMPONENTS)
             self._start_recorder(district, ctx.options.monitor_store)
             log.info(
                 "monitor: district loaded from %s (%d people, %d platforms, %d rules)",

@@ -32,10 +32,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .model import Device
+from .yamlfile import RejectedFileError
 
 COLUMNS = ("deviceId", "macAddress", "assignedUser", "school", "kind")
 REQUIRED_COLUMNS = ("deviceId", "macAddress", "assignedUser")
-MAX_REPORTED = 50  # problems listed in the message; all of them stay in ``problems``
+
 
 _HEX = "0123456789abcdef"
 _SEP_GROUP = re.compile(r"[0-9a-f]{1,2}")
@@ -43,20 +44,11 @@ _DOT_GROUP = re.compile(r"[0-9a-f]{4}")
 _PLAIN = re.compile(r"[0-9a-f]{12}")
 
 
-class InventoryError(ValueError):
+class InventoryError(RejectedFileError):
     """A device inventory file is invalid; ``problems`` lists every ``file:line: …`` message."""
 
     def __init__(self, path: str, problems: list[str]) -> None:
-        self.path = path
-        self.problems = tuple(problems)
-        shown = list(self.problems[:MAX_REPORTED])
-        if len(self.problems) > MAX_REPORTED:
-            shown.append(f"… and {len(self.problems) - MAX_REPORTED} more")
-        noun = "problem" if len(self.problems) == 1 else "problems"
-        super().__init__(
-            f"{path}: device inventory rejected, {len(self.problems)} {noun}:\n  "
-            + "\n  ".join(shown)
-        )
+        super().__init__(path, "device inventory", problems)
 
 
 def normalise_mac(value: str) -> str:

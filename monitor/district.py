@@ -47,7 +47,10 @@ from .yamlfile import ConfigError, LineDict, load_yaml, validate
 
 CONFIG_FILE = "district.yaml"
 IdentitySource = Literal["proxy_auth", "static", "dhcp"]
-COMPONENTS = ("catalogue", "roster", "policy", "devices", "leases", "addresses", "overrides")
+# The parts a reload reports on (``settings`` is district.yaml itself, reported on failure).
+COMPONENTS = (
+    "catalogue", "roster", "policy", "devices", "leases", "addresses", "identity", "overrides",
+)  # fmt: skip
 
 
 class LeaseSourceModel(BaseModel):

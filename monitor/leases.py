@@ -39,11 +39,11 @@ from pathlib import Path
 from typing import Literal, NamedTuple
 
 from .devices import normalise_mac
+from .yamlfile import RejectedFileError
 
 LeaseFormat = Literal["dhcpd", "dnsmasq", "kea"]
 LEASE_FORMATS: tuple[LeaseFormat, ...] = ("dhcpd", "dnsmasq", "kea")
 KEA_INFINITE = 0xFFFFFFFF  # Kea's "infinite" valid lifetime
-MAX_REPORTED = 50
 
 
 class Lease(NamedTuple):
@@ -56,19 +56,11 @@ class Lease(NamedTuple):
 LeaseTable = dict[str, Lease]  # canonical address text (ipaddress' str()) → lease
 
 
-class LeaseFileError(ValueError):
+class LeaseFileError(RejectedFileError):
     """A lease file is malformed; ``problems`` lists every ``file:line: …`` message."""
 
     def __init__(self, path: str, problems: Sequence[str]) -> None:
-        self.path = path
-        self.problems = tuple(problems)
-        shown = list(self.problems[:MAX_REPORTED])
-        if len(self.problems) > MAX_REPORTED:
-            shown.append(f"… and {len(self.problems) - MAX_REPORTED} more")
-        noun = "problem" if len(self.problems) == 1 else "problems"
-        super().__init__(
-            f"{path}: lease file rejected, {len(self.problems)} {noun}:\n  " + "\n  ".join(shown)
-        )
+        super().__init__(path, "lease file", problems)
 
 
 def epoch_of(now: float | datetime) -> float:

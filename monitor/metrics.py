@@ -17,19 +17,10 @@ from prometheus_client import (
 )
 
 from . import __version__
+from .district import COMPONENTS
 
 NONE = "none"
-CONFIG_COMPONENTS = (
-    "settings",
-    "catalogue",
-    "roster",
-    "policy",
-    "devices",
-    "leases",
-    "addresses",
-    "identity",
-    "overrides",
-)
+CONFIG_COMPONENTS = ("settings", *COMPONENTS)
 UNKNOWN = "unknown"
 
 # decision latency is in microseconds territory; store writes in milliseconds

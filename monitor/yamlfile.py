@@ -44,6 +44,24 @@ class ConfigError(ValueError):
         super().__init__(": ".join(parts))
 
 
+class RejectedFileError(ValueError):
+    """A data file (CSV, leases, …) is rejected whole; ``problems`` lists every
+    ``file:line: …`` message, the first ``MAX_REPORTED`` of them also in the text."""
+
+    MAX_REPORTED = 50
+
+    def __init__(self, path: str, what: str, problems: Sequence[str]) -> None:
+        self.path = path
+        self.problems = tuple(problems)
+        shown = list(self.problems[: self.MAX_REPORTED])
+        if len(self.problems) > self.MAX_REPORTED:
+            shown.append(f"… and {len(self.problems) - self.MAX_REPORTED} more")
+        noun = "problem" if len(self.problems) == 1 else "problems"
+        super().__init__(
+            f"{path}: {what} rejected, {len(self.problems)} {noun}:\n  " + "\n  ".join(shown)
+        )
+
+
 class _Loader(yaml.SafeLoader):
     pass
 
