@@ -10,6 +10,20 @@ _is_new_enough() {
     "$1" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' >/dev/null 2>&1
 }
 
+_apt_install_python() {
+    [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1 || return 1
+    local v
+    apt-get update -qq >&2 || return 1
+    for v in 3.14 3.13 3.12; do
+        if apt-cache show "python$v-venv" >/dev/null 2>&1; then
+            echo "==> installing Python $v from the distribution" >&2
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+                "python$v" "python$v-venv" >&2 && return 0
+        fi
+    done
+    return 1
+}
+
 find_python() {
     local c
     if [[ -n "${MONITOR_PYTHON:-}" ]]; then
@@ -27,6 +41,15 @@ find_python() {
              /usr/bin/python3.1[2-9] /opt/python*/bin/python3; do
         if [[ -x "$c" ]] && _is_new_enough "$c"; then echo "$c"; return 0; fi
     done
+    # Last resort on Debian/Ubuntu as root: the distribution's own Python, if new enough
+    # (Debian 13 and Ubuntu 24.04 ship 3.12+; Debian 12's 3.11 is too old).
+    if _apt_install_python; then
+        for c in python3.14 python3.13 python3.12 python3; do
+            if command -v "$c" >/dev/null 2>&1 && _is_new_enough "$c"; then
+                command -v "$c"; return 0
+            fi
+        done
+    fi
     cat >&2 <<'MSG'
 error: this project needs Python 3.12 or newer (mitmproxy 12 requires it), and none was found.
 Looked for python3.12, python3.13, python3.14, python3 and python on PATH and in ~/.pyenv/versions.
@@ -42,8 +65,17 @@ ensure_venv() {
         echo "==> creating virtual environment $VENV with $py ($("$py" --version 2>&1))" >&2
         rm -rf "$VENV"
         if ! "$py" -m venv "$VENV"; then
-            echo "error: '$py -m venv' failed; on Debian/Ubuntu install the venv module (apt-get install python3-venv)" >&2
-            return 1
+            # Debian splits venv/ensurepip into its own package: add it when we may
+            local ver
+            ver="$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+            if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1 \
+                && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "python$ver-venv" >&2; then
+                rm -rf "$VENV"
+                "$py" -m venv "$VENV" || return 1
+            else
+                echo "error: '$py -m venv' failed; on Debian/Ubuntu install the venv module (apt-get install python$ver-venv)" >&2
+                return 1
+            fi
         fi
     fi
     stamp="$VENV/.installed"
