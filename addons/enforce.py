@@ -10,10 +10,10 @@ from datetime import datetime
 
 from mitmproxy import http
 
-from monitor.blockpage import BlockInfo, render_html, render_json, wants_html
-from monitor.classify import normalise_host
-from monitor.engine import decide_request
+from monitor.flow.blockpage import BlockInfo, render_html, render_json, wants_html
+from monitor.flow.engine import decide_request
 from monitor.model import Decision
+from monitor.platforms.classify import normalise_host
 
 from .runtime import Runtime
 from .selective import Selective, proxy_user

@@ -19,11 +19,11 @@ from typing import Any
 from mitmproxy import exceptions
 
 from monitor.district import COMPONENTS, District, DistrictLoader, pseudonym_key
-from monitor.engine import Labels, labels
-from monitor.metrics import Metrics
+from monitor.flow.engine import Labels, labels
+from monitor.flow.metrics import Metrics
+from monitor.flow.recording import DecisionLog, open_recorder
+from monitor.incidents.recorder import Recorder
 from monitor.model import Identity
-from monitor.recorder import Recorder
-from monitor.recording import DecisionLog, open_recorder
 from monitor.yamlfile import ConfigError
 
 log = logging.getLogger("monitor")

@@ -20,7 +20,7 @@ from mitmproxy.proxy import layer, layers
 from mitmproxy.proxy.context import Context
 from mitmproxy.proxy.layers.tls import parse_client_hello
 
-from monitor.engine import ConnectionPlan, plan_connection
+from monitor.flow.engine import ConnectionPlan, plan_connection
 from monitor.model import Identity
 
 from .runtime import Runtime

@@ -20,8 +20,8 @@ import re
 import statistics
 import time
 
-from monitor import catalogue as cat
-from monitor.classify import Classifier
+from monitor.platforms import catalogue as cat
+from monitor.platforms.classify import Classifier
 
 
 def machine() -> str:

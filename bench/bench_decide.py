@@ -1,4 +1,4 @@
-"""Benchmark monitor.decide.decide: p50/p99 latency per call over a realistic mix.
+"""Benchmark monitor.rules.decide.decide: p50/p99 latency per call over a realistic mix.
 
     /tmp/v/bin/python bench/bench_decide.py [--calls 200000] [--seed 7]
 
@@ -20,12 +20,12 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from monitor import catalogue as catalogue_mod
-from monitor.catalogue import Catalogue, Platform
-from monitor.decide import decide
 from monitor.model import Device, Identity, Person
-from monitor.overrides import Override, OverrideSet
-from monitor.policy import load_policy
+from monitor.platforms import catalogue as catalogue_mod
+from monitor.platforms.catalogue import Catalogue, Platform
+from monitor.rules.decide import decide
+from monitor.rules.overrides import Override, OverrideSet
+from monitor.rules.policy import load_policy
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = ROOT / "tests" / "data" / "policy_example.yaml"

@@ -16,9 +16,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from monitor.identity import IdentityResolver, StaticRoute
-from monitor.leases import Lease, read_dhcpd_leases, read_dnsmasq_leases, read_kea_leases
 from monitor.model import Device, Person
+from monitor.people.identity import IdentityResolver, StaticRoute
+from monitor.people.leases import Lease, read_dhcpd_leases, read_dnsmasq_leases, read_kea_leases
 
 N = 10_000
 CALLS = 200_000

@@ -30,11 +30,11 @@ from bench_store import machine  # noqa: E402
 from reviewharness import FAST_HASHER, copy_district  # noqa: E402
 
 from monitor.district import DistrictLoader  # noqa: E402
-from monitor.incidents import IncidentEvent, pseudonym  # noqa: E402
+from monitor.incidents.events import IncidentEvent, pseudonym  # noqa: E402
+from monitor.incidents.store import open_store  # noqa: E402
+from monitor.incidents.store.migrations import upgrade  # noqa: E402
+from monitor.incidents.store.schema import incidents  # noqa: E402
 from monitor.model import SEVERITIES  # noqa: E402
-from monitor.store import open_store  # noqa: E402
-from monitor.store.migrations import upgrade  # noqa: E402
-from monitor.store.schema import incidents  # noqa: E402
 from monitor.web import Review, ReviewSettings, create_app  # noqa: E402
 
 SCHOOLS = ["es", "ms", "hs"]

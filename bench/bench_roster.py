@@ -40,7 +40,7 @@ def peak_rss_kb() -> int:
 
 def child(directory: str) -> None:
     """Load one roster and print its figures as JSON (runs in a fresh interpreter)."""
-    from monitor.roster import load_roster
+    from monitor.people.roster import load_roster
 
     base_kb = peak_rss_kb()
     start = time.perf_counter()

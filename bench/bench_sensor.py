@@ -31,8 +31,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from monitor import catalogue as catalogue_mod
-from monitor.classify import Classifier
+from monitor.platforms import catalogue as catalogue_mod
+from monitor.platforms.classify import Classifier
 from monitor.sensor import quic, synth, tls
 from monitor.sensor.pcap import read_frames
 from monitor.sensor.pipeline import Sensor
@@ -256,8 +256,8 @@ def bench_judge(n: int) -> tuple[float, float, int]:
     from prometheus_client import CollectorRegistry
 
     from monitor.district import DistrictLoader
-    from monitor.metrics import Metrics
-    from monitor.recording import DecisionLog, open_recorder
+    from monitor.flow.metrics import Metrics
+    from monitor.flow.recording import DecisionLog, open_recorder
     from monitor.sensor.judge import Judge
     from monitor.sensor.model import Observation
 

@@ -26,10 +26,10 @@ from pathlib import Path
 import sqlalchemy
 from sqlalchemy import update
 
-from monitor.incidents import IncidentEvent, pseudonym
+from monitor.incidents.events import IncidentEvent, pseudonym
+from monitor.incidents.store import IncidentFilter, SqlIncidentStore, normalise_url, open_store
+from monitor.incidents.store.schema import incidents, metadata
 from monitor.model import SEVERITIES
-from monitor.store import IncidentFilter, SqlIncidentStore, normalise_url, open_store
-from monitor.store.schema import incidents, metadata
 
 T0 = datetime(2025, 1, 6, 7, 0, tzinfo=UTC)
 SCHOOLS = [f"SCH-{i:02d}" for i in range(20)]

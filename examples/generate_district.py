@@ -22,7 +22,7 @@ any day of the year. The demo students whose age must not change during the year
 1 August.
 
 Standard library and the ``monitor`` package only (the policy is validated and DEMO.md's
-decisions are computed with ``monitor.policy`` and ``monitor.decide``).
+decisions are computed with ``monitor.rules``).
 """
 
 from __future__ import annotations
@@ -38,10 +38,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from monitor import catalogue as catalogue_mod
-from monitor.decide import decide
 from monitor.model import Device, Identity, Person, School, age_on
-from monitor.policy import Policy, load_policy
+from monitor.platforms import catalogue as catalogue_mod
+from monitor.rules.decide import decide
+from monitor.rules.policy import Policy, load_policy
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "examples" / "district"

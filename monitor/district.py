@@ -33,17 +33,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from . import catalogue as catalogue_mod
-from .catalogue import Catalogue
-from .classify import Classifier
-from .devices import Inventory, read_inventory
-from .identity import IdentityResolver, StaticMap, parse_static_map
-from .leases import LeaseTable, read_leases
-from .overrides import OverrideSet, OverrideStore
-from .policy import Policy, load_policy
-from .retention import RetentionModel
-from .roster import Roster, load_roster
-from .yamlfile import ConfigError, LineDict, load_yaml, validate
+from monitor.incidents.retention import RetentionModel
+from monitor.people.devices import Inventory, read_inventory
+from monitor.people.identity import IdentityResolver, StaticMap, parse_static_map
+from monitor.people.leases import LeaseTable, read_leases
+from monitor.people.roster import Roster, load_roster
+from monitor.platforms import catalogue as catalogue_mod
+from monitor.platforms.catalogue import Catalogue
+from monitor.platforms.classify import Classifier
+from monitor.rules.overrides import OverrideSet, OverrideStore
+from monitor.rules.policy import Policy, load_policy
+from monitor.yamlfile import ConfigError, LineDict, load_yaml, validate
 
 CONFIG_FILE = "district.yaml"
 IdentitySource = Literal["proxy_auth", "static", "dhcp"]

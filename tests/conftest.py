@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from monitor import catalogue as catalogue_mod
-from monitor.classify import Classifier
+from monitor.platforms import catalogue as catalogue_mod
+from monitor.platforms.classify import Classifier
 
 
 @pytest.fixture(scope="session")

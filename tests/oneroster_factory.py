@@ -2,7 +2,7 @@
 
 Everything is fake and obviously so: people are "Student0001 Testperson", "Teacher0001
 Testperson"; schools are "Testville School 1"; e-mail domains are ``example.test``. The column
-lists are written out here independently of ``monitor.roster`` (from the 1EdTech CSV binding), so
+lists are written out here independently of ``monitor.people.roster`` (from the 1EdTech CSV binding), so
 that a loader bug in a header name is caught rather than mirrored.
 
     district = write_district(tmp_path, students=40, teachers=4, version="1.2")

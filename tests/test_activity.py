@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor import catalogue as cat
-from monitor.activity import request_activity
-from monitor.classify import Classifier
+from monitor.platforms import catalogue as cat
+from monitor.platforms.activity import request_activity
+from monitor.platforms.classify import Classifier
 
 CATALOGUE = """\
 platforms:

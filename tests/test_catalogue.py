@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor import catalogue as cat
+from monitor.platforms import catalogue as cat
 from monitor.yamlfile import ConfigError
 
 BASE = """\

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.activity import request_activity
-from monitor.catalogue import ACTIVITIES, Catalogue, Platform
-from monitor.classify import Classifier
+from monitor.platforms.activity import request_activity
+from monitor.platforms.catalogue import ACTIVITIES, Catalogue, Platform
+from monitor.platforms.classify import Classifier
 
 REQUIRED = set(
     """

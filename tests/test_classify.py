@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor import catalogue as cat
-from monitor.classify import Classifier, normalise_host
+from monitor.platforms import catalogue as cat
+from monitor.platforms.classify import Classifier, normalise_host
 
 CATALOGUE = """\
 shared_cdn_suffixes: [akamaized.net, googleapis.com, googleusercontent.com]

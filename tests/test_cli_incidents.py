@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from monitor.cli import main
 from monitor.cli.incidents import list_incidents
-from monitor.incidents import IncidentEvent
-from monitor.store import IncidentFilter, open_store
+from monitor.incidents.events import IncidentEvent
+from monitor.incidents.store import IncidentFilter, open_store
 
 T0 = datetime(2025, 3, 3, 10, 0, tzinfo=UTC)
 

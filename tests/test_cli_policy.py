@@ -10,10 +10,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from click.testing import CliRunner
 
-from monitor import catalogue as catalogue_mod
 from monitor.cli import main
 from monitor.cli.override import grant_override, parse_until
-from monitor.overrides import OverrideStore
+from monitor.platforms import catalogue as catalogue_mod
+from monitor.rules.overrides import OverrideStore
 
 EXAMPLE = Path(__file__).parent / "data" / "policy_example.yaml"
 NY = ZoneInfo("America/New_York")

@@ -1,6 +1,6 @@
 """The Grafana dashboards, Prometheus rules and their tests in dashboards/, and the deploy/
 configuration that loads them: promtool checks and unit tests, a Python lint of the dashboards,
-metric names checked against ``monitor.metrics.Metrics``, and a real Prometheus scraping a
+metric names checked against ``monitor.flow.metrics.Metrics``, and a real Prometheus scraping a
 populated registry, against which every dashboard query must return data."""
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ from promharness import (
     variables_used,
 )
 
-from monitor.catalogue import Catalogue
-from monitor.decide import decide
-from monitor.metrics import Metrics
+from monitor.flow.metrics import Metrics
 from monitor.model import Person, age_band_for, age_on
-from monitor.policy import load_policy
+from monitor.platforms.catalogue import Catalogue
+from monitor.rules.decide import decide
+from monitor.rules.policy import load_policy
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARDS = ROOT / "dashboards"

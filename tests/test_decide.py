@@ -1,4 +1,4 @@
-"""monitor.decide: decisions of the example district policy, table-driven.
+"""monitor.rules.decide: decisions of the example district policy, table-driven.
 
 All people are synthetic. Times are given in UTC; the district is in America/New_York, so
 school hours 08:00-15:00 are 13:00-20:00 UTC in winter (EST) and 12:00-19:00 UTC in summer.
@@ -11,11 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from monitor.catalogue import Catalogue, Platform
-from monitor.decide import NOT_IN_CATALOGUE, connection_decision, decide, explain, needs_request
 from monitor.model import Decision, Device, Identity, Person
-from monitor.overrides import Override, OverrideSet
-from monitor.policy import Policy, load_policy
+from monitor.platforms.catalogue import Catalogue, Platform
+from monitor.rules.decide import (
+    NOT_IN_CATALOGUE,
+    connection_decision,
+    decide,
+    explain,
+    needs_request,
+)
+from monitor.rules.overrides import Override, OverrideSet
+from monitor.rules.policy import Policy, load_policy
 
 EXAMPLE = Path(__file__).parent / "data" / "policy_example.yaml"
 

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.devices import Inventory, InventoryError, normalise_mac, read_inventory
 from monitor.model import Device
+from monitor.people.devices import Inventory, InventoryError, normalise_mac, read_inventory
 
 
 @pytest.mark.parametrize(

@@ -23,14 +23,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from monitor.catalogue import Catalogue
-from monitor.decide import decide
-from monitor.devices import Inventory, read_inventory
-from monitor.identity import IdentityResolver, StaticMap, parse_static_map
-from monitor.leases import LeaseTable, read_leases
 from monitor.model import Identity, Person
-from monitor.policy import Policy, load_policy
-from monitor.roster import Problem, Roster, load_roster
+from monitor.people.devices import Inventory, read_inventory
+from monitor.people.identity import IdentityResolver, StaticMap, parse_static_map
+from monitor.people.leases import LeaseTable, read_leases
+from monitor.people.roster import Problem, Roster, load_roster
+from monitor.platforms.catalogue import Catalogue
+from monitor.rules.decide import decide
+from monitor.rules.policy import Policy, load_policy
 from monitor.yamlfile import load_yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -130,7 +130,7 @@ def load_district(path: Path, today: date, catalogue: Catalogue) -> Loaded:
 
 @pytest.fixture(scope="module", params=["generated", "committed"])
 def district(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Loaded:
-    from monitor import catalogue as catalogue_mod
+    from monitor.platforms import catalogue as catalogue_mod
 
     if request.param == "generated":
         path, _ = request.getfixturevalue("generated")

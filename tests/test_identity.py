@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from monitor.devices import read_inventory
-from monitor.identity import (
+from monitor.model import Device, Identity, Person
+from monitor.people.devices import read_inventory
+from monitor.people.identity import (
     UNKNOWN,
     IdentityResolver,
     StaticMap,
@@ -17,8 +18,7 @@ from monitor.identity import (
     load_static_map,
     parse_static_map,
 )
-from monitor.leases import Lease, read_dnsmasq_leases
-from monitor.model import Device, Identity, Person
+from monitor.people.leases import Lease, read_dnsmasq_leases
 from monitor.yamlfile import ConfigError
 
 NOW = 1709640000.0

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.incidents import (
+from monitor.incidents.events import (
     DEFAULT_WINDOW,
     UNKNOWN_PERSON,
     Incident,

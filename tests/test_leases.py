@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.leases import (
+from monitor.people.leases import (
     LEASE_FORMATS,
     Lease,
     LeaseFileError,

@@ -1,4 +1,4 @@
-"""monitor.overrides: the override set's lookups and the JSON store's rules and file format."""
+"""monitor.rules.overrides: the override set's lookups and the JSON store's rules and file format."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from monitor.model import Person
-from monitor.overrides import Override, OverrideSet, OverrideStore, role_words
+from monitor.rules.overrides import Override, OverrideSet, OverrideStore, role_words
 from monitor.yamlfile import ConfigError
 
 NOW = datetime(2025, 3, 3, 14, 0, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""monitor.policy: the policy file's schema, its errors (file:line: field) and compilation."""
+"""monitor.rules.policy: the policy file's schema, its errors (file:line: field) and compilation."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from monitor import catalogue as catalogue_mod
-from monitor.catalogue import Catalogue, Platform
 from monitor.model import Decision, School
-from monitor.policy import (
+from monitor.platforms import catalogue as catalogue_mod
+from monitor.platforms.catalogue import Catalogue, Platform
+from monitor.rules.policy import (
     Match,
     Policy,
     Rule,

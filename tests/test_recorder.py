@@ -13,9 +13,9 @@ from typing import Any
 import pg
 import pytest
 
-from monitor.incidents import IncidentEvent
-from monitor.recorder import Recorder, Spool
-from monitor.store import SqlIncidentStore, open_store
+from monitor.incidents.events import IncidentEvent
+from monitor.incidents.recorder import Recorder, Spool
+from monitor.incidents.store import SqlIncidentStore, open_store
 
 pg_cluster = pg.pg_cluster
 

@@ -20,7 +20,7 @@ from oneroster_factory import (
     write_district,
 )
 
-from monitor.roster import Problem, Roster, RosterError, load_roster
+from monitor.people.roster import Problem, Roster, RosterError, load_roster
 
 TODAY = date(2025, 9, 1)
 

@@ -17,9 +17,15 @@ import pg
 import pytest
 from sqlalchemy import create_engine, inspect
 
-from monitor.incidents import IncidentEvent, aggregate, new_event_id
-from monitor.store import IncidentFilter, IncidentStore, SqlIncidentStore, normalise_url, open_store
-from monitor.store.schema import metadata
+from monitor.incidents.events import IncidentEvent, aggregate, new_event_id
+from monitor.incidents.store import (
+    IncidentFilter,
+    IncidentStore,
+    SqlIncidentStore,
+    normalise_url,
+    open_store,
+)
+from monitor.incidents.store.schema import metadata
 
 pg_dsn = pg.pg_dsn
 
@@ -370,8 +376,8 @@ def test_schema_has_list_indexes_and_unique_bucket(store: SqlIncidentStore) -> N
 WRITER = textwrap.dedent(
     """
     import json, random, sys
-    from monitor.incidents import IncidentEvent
-    from monitor.store import open_store
+    from monitor.incidents.events import IncidentEvent
+    from monitor.incidents.store import open_store
 
     url, path, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
     events = [IncidentEvent.from_dict(json.loads(line)) for line in open(path)]

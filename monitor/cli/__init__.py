@@ -8,7 +8,7 @@ import pkgutil
 
 import click
 
-from .. import __version__
+from monitor import __version__
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -7,8 +7,8 @@ from typing import Any
 
 import click
 
-from ..district import District, DistrictLoader
-from ..yamlfile import ConfigError
+from monitor.district import District, DistrictLoader
+from monitor.yamlfile import ConfigError
 
 CATALOG_HELP = "A district catalogue file merged over the shipped one (repeatable)."
 

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 
 import click
 
-from .. import catalogue as catalogue_mod
-from ..classify import Classifier, normalise_host
-from ..yamlfile import ConfigError
-from ._common import catalog_option
+from monitor.cli._common import catalog_option
+from monitor.platforms import catalogue as catalogue_mod
+from monitor.platforms.classify import Classifier, normalise_host
+from monitor.yamlfile import ConfigError
 
 
 def _load(extra: tuple[str, ...]) -> catalogue_mod.Catalogue:

@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 
 import click
 
-from ..activity import request_activity
-from ..classify import normalise_host
-from ..decide import explain as explain_decision
-from ..district import District, pseudonym_key
-from ..engine import labels
-from ..incidents import pseudonym
-from ._common import load_district
+from monitor.cli._common import load_district
+from monitor.district import District, pseudonym_key
+from monitor.flow.engine import labels
+from monitor.incidents.events import pseudonym
+from monitor.platforms.activity import request_activity
+from monitor.platforms.classify import normalise_host
+from monitor.rules.decide import explain as explain_decision
 
 
 def parse_at(value: str | None, district: District) -> datetime:

@@ -10,9 +10,9 @@ from pathlib import Path
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..incidents import STATUSES, Incident
-from ..model import SEVERITIES
-from ..store import IncidentFilter, open_store
+from monitor.incidents.events import STATUSES, Incident
+from monitor.incidents.store import IncidentFilter, open_store
+from monitor.model import SEVERITIES
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +94,8 @@ def _store_url(url: str | None, config: str | None) -> str:
         return url
     if not config:
         raise click.UsageError("give --config DIR (the district's store) or --db URL")
-    from ..district import DistrictLoader, read_settings
-    from ..yamlfile import ConfigError
+    from monitor.district import DistrictLoader, read_settings
+    from monitor.yamlfile import ConfigError
 
     try:
         settings, _raw = read_settings(DistrictLoader(config).config_dir)
@@ -171,7 +171,7 @@ def _period(value: str | None, name: str) -> timedelta | None:
         return None
     from pydantic_core import PydanticCustomError
 
-    from ..retention import parse_period
+    from monitor.incidents.retention import parse_period
 
     try:
         return parse_period(value)
@@ -210,10 +210,10 @@ def purge_cmd(
     in the record of access (the review app also does this once a day)."""
     import getpass
 
-    from ..access import AccessLog, Actor
-    from ..retention import Retention, check_retention, load_retention, purge
-    from ..store.migrations import upgrade
-    from ..yamlfile import ConfigError
+    from monitor.incidents.access import AccessLog, Actor
+    from monitor.incidents.retention import Retention, check_retention, load_retention, purge
+    from monitor.incidents.store.migrations import upgrade
+    from monitor.yamlfile import ConfigError
 
     target = _store_url(url, config)
     try:

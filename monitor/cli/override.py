@@ -14,14 +14,14 @@ from datetime import UTC, datetime, timedelta, tzinfo
 
 import click
 
-from .. import catalogue as catalogue_mod
-from ..catalogue import Catalogue
-from ..district import District
-from ..model import STAFF_ROLES
-from ..overrides import DEFAULT_MAX_LENGTH, Override, OverrideStore
-from ..policy import Policy, load_policy
-from ..yamlfile import ConfigError
-from ._common import catalog_option, load_district
+from monitor.cli._common import catalog_option, load_district
+from monitor.district import District
+from monitor.model import STAFF_ROLES
+from monitor.platforms import catalogue as catalogue_mod
+from monitor.platforms.catalogue import Catalogue
+from monitor.rules.overrides import DEFAULT_MAX_LENGTH, Override, OverrideStore
+from monitor.rules.policy import Policy, load_policy
+from monitor.yamlfile import ConfigError
 
 _HHMM = re.compile(r"^(\d{1,2}):(\d{2})$")
 

@@ -6,10 +6,10 @@ from collections.abc import Iterable
 
 import click
 
-from .. import catalogue as catalogue_mod
-from ..policy import Policy, load_policy
-from ..yamlfile import ConfigError
-from ._common import catalog_option
+from monitor.cli._common import catalog_option
+from monitor.platforms import catalogue as catalogue_mod
+from monitor.rules.policy import Policy, load_policy
+from monitor.yamlfile import ConfigError
 
 
 def check_policy(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from ._common import load_district
+from monitor.cli._common import load_district
 
 
 def addon_script() -> Path:

@@ -8,9 +8,9 @@ import os
 
 import click
 
-from ..accounts import ADMIN_PASSWORD_ENV, FIRST_ADMIN, ensure_first_admin
-from ..retention import load_retention
-from ..yamlfile import ConfigError
+from monitor.incidents.retention import load_retention
+from monitor.web.accounts import ADMIN_PASSWORD_ENV, FIRST_ADMIN, ensure_first_admin
+from monitor.yamlfile import ConfigError
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 
@@ -76,7 +76,7 @@ def review_cmd(
     password in MONITOR_ADMIN_PASSWORD, or a random one printed once on stderr."""
     import uvicorn
 
-    from ..web import Review, ReviewSettings, create_app
+    from monitor.web import Review, ReviewSettings, create_app
 
     host, port = parse_listen(listen)
     hosts = allowed or (LOOPBACK_HOSTS if is_loopback(host) else ())

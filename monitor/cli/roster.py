@@ -7,7 +7,7 @@ from datetime import date, datetime
 
 import click
 
-from ..roster import RosterError, load_roster
+from monitor.people.roster import RosterError, load_roster
 
 
 @click.group("roster")

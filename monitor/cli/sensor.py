@@ -11,19 +11,19 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .. import catalogue as catalogue_mod
-from ..classify import Classifier
-from ..yamlfile import ConfigError
-from ._common import CATALOG_HELP, catalog_option
+from monitor.cli._common import CATALOG_HELP, catalog_option
+from monitor.platforms import catalogue as catalogue_mod
+from monitor.platforms.classify import Classifier
+from monitor.yamlfile import ConfigError
 
 if TYPE_CHECKING:
-    from ..district import DistrictLoader
-    from ..metrics import Metrics
-    from ..recorder import Recorder
-    from ..recording import DecisionLog
-    from ..sensor.judge import Judge, Verdict
-    from ..sensor.model import Observation
-    from ..sensor.pipeline import Sensor
+    from monitor.district import DistrictLoader
+    from monitor.flow.metrics import Metrics
+    from monitor.flow.recording import DecisionLog
+    from monitor.incidents.recorder import Recorder
+    from monitor.sensor.judge import Judge, Verdict
+    from monitor.sensor.model import Observation
+    from monitor.sensor.pipeline import Sensor
 
 RELOAD_INTERVAL = 2.0  # seconds between checks for changed configuration (live capture)
 STATS_INTERVAL = 1.0  # seconds between carrying the recorder's counters to the metrics
@@ -41,9 +41,9 @@ class _Session:
     """The district side of one run: judge, recorder, metrics, reloads."""
 
     def __init__(self, config_dir: str, store_url: str | None, metrics: Metrics) -> None:
-        from ..district import DistrictLoader, pseudonym_key
-        from ..recording import DecisionLog, open_recorder
-        from ..sensor.judge import Judge
+        from monitor.district import DistrictLoader, pseudonym_key
+        from monitor.flow.recording import DecisionLog, open_recorder
+        from monitor.sensor.judge import Judge
 
         try:
             self.loader: DistrictLoader = DistrictLoader(config_dir)
@@ -204,7 +204,7 @@ def sensor_cmd(
         raise click.UsageError("--store needs --config (the policy decides what is stored)")
     listen = _listen(metrics_listen) if metrics_listen else None
 
-    from ..metrics import Metrics
+    from monitor.flow.metrics import Metrics
 
     metrics = Metrics()
     session: _Session | None = None
@@ -218,9 +218,9 @@ def sensor_cmd(
             raise click.ClickException(str(e)) from e
 
     # imported here: scapy takes a while to import and other commands do not need it
-    from ..sensor import metrics as sensor_metrics
-    from ..sensor import output, pcap
-    from ..sensor.pipeline import Sensor
+    from monitor.sensor import metrics as sensor_metrics
+    from monitor.sensor import output, pcap
+    from monitor.sensor.pipeline import Sensor
 
     sensor = Sensor(classifier, dedup_ttl=dedup_ttl)
     sensor_metrics.register(metrics.registry, sensor)
@@ -253,7 +253,7 @@ def sensor_cmd(
     recorder_stats: dict[str, Any] | None = None
     try:
         if pcap_file is not None:
-            from ..sensor.capfile import CaptureFile
+            from monitor.sensor.capfile import CaptureFile
 
             try:
                 capture = CaptureFile(pcap_file)

@@ -12,7 +12,7 @@ from types import FrameType
 
 import click
 
-from ._common import load_district
+from monitor.cli._common import load_district
 
 
 def _children(config: str, listen: str, metrics: str, review: str) -> list[tuple[str, list[str]]]:

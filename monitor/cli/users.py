@@ -7,11 +7,11 @@ import sys
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..accounts import Account, Accounts
-from ..store import open_store
-from ..store.accessschema import ROLES
-from ..store.migrations import upgrade
-from .incidents import _store_url
+from monitor.cli.incidents import _store_url
+from monitor.incidents.store import open_store
+from monitor.incidents.store.accessschema import ROLES
+from monitor.incidents.store.migrations import upgrade
+from monitor.web.accounts import Account, Accounts
 
 _CONFIG_HELP = (
     "The district configuration directory (its store; schools are checked against its roster)."
@@ -32,7 +32,7 @@ def _accounts(config: str | None, url: str | None) -> Accounts:
 def _known_schools(config: str | None) -> set[str] | None:
     if not config:
         return None
-    from ._common import load_district
+    from monitor.cli._common import load_district
 
     district = load_district(config)
     return set(district.school_labels.values())

@@ -9,7 +9,7 @@ and policy to observations and records them like the proxy does; ``metrics`` exp
 sensor's counters.
 """
 
-from .model import Counters, Frame, Malformed, Observation
-from .pipeline import Sensor, observe
+from monitor.sensor.model import Counters, Frame, Malformed, Observation
+from monitor.sensor.pipeline import Sensor, observe
 
 __all__ = ["Counters", "Frame", "Malformed", "Observation", "Sensor", "observe"]

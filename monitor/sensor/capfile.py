@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, NamedTuple, cast
 
-from .model import Frame
+from monitor.sensor.model import Frame
 
 PCAP_MAGICS = {
     b"\xd4\xc3\xb2\xa1": ("<", 1e6, 0),

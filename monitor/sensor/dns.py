@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .model import Malformed, printable_name
+from monitor.sensor.model import Malformed, printable_name
 
 HEADER = 12
 MAX_NAME = 255  # octets on the wire, RFC 1035 §3.1

@@ -10,8 +10,8 @@ captures from 2015–2021 are full of these. Pure; never raises.
 
 from __future__ import annotations
 
-from .model import Malformed, printable_name
-from .tls import ClientHello
+from monitor.sensor.model import Malformed, printable_name
+from monitor.sensor.tls import ClientHello
 
 CHLO = b"CHLO"
 TAG_SNI = b"SNI\x00"

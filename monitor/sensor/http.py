@@ -8,7 +8,7 @@ never raises.
 
 from __future__ import annotations
 
-from .model import Malformed, printable_name
+from monitor.sensor.model import Malformed, printable_name
 
 #: the first four bytes of a request line the sensor reads
 METHOD_PREFIXES = frozenset(

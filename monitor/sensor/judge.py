@@ -34,14 +34,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..classify import normalise_host
-from ..decide import NOT_IN_CATALOGUE, decide
-from ..district import District
-from ..engine import Labels, labels
-from ..incidents import IncidentEvent, pseudonym
-from ..model import Decision, Identity, Severity
-from ..recording import DecisionLog
-from .model import Observation
+from monitor.district import District
+from monitor.flow.engine import Labels, labels
+from monitor.flow.recording import DecisionLog
+from monitor.incidents.events import IncidentEvent, pseudonym
+from monitor.model import Decision, Identity, Severity
+from monitor.platforms.classify import normalise_host
+from monitor.rules.decide import NOT_IN_CATALOGUE, decide
+from monitor.sensor.model import Observation
 
 ACTIVITY = "view"
 QUIC_BYPASS_PREFIX = "quic-bypass:"

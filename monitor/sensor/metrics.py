@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from .pipeline import Sensor
+from monitor.sensor.pipeline import Sensor
 
 
 class SensorCollector(Collector):

@@ -7,10 +7,10 @@ import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from .model import Observation
+from monitor.sensor.model import Observation
 
 if TYPE_CHECKING:  # judge imports the district machinery; plain output does not need it
-    from .judge import Verdict
+    from monitor.sensor.judge import Verdict
 
 TSV_COLUMNS = ("time", "client", "server", "protocol", "hostname", "platform")
 #: the columns a verdict adds (``monitor sensor --config``)

@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .capfile import CaptureFile, read_frames
-from .model import Frame, Observation
-from .pipeline import Classify, Sensor
+from monitor.sensor.capfile import CaptureFile, read_frames
+from monitor.sensor.model import Frame, Observation
+from monitor.sensor.pipeline import Classify, Sensor
 
 __all__ = ["BPF_FILTER", "Frame", "observe_pcap", "packet_handler", "read_frames", "sniff_live"]
 

@@ -29,15 +29,15 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 
-from . import decode as dec
-from .dns import OPCODE_QUERY, DnsMessage, parse_dns, parse_dns_tcp
-from .gquic import gquic_version
-from .gquic import parse_datagram as parse_gquic
-from .http import METHOD_PREFIXES, parse_request
-from .model import Counters, Frame, Malformed, Observation, Protocol, Transport
-from .quic import VERSIONS as QUIC_VERSIONS
-from .quic import QuicReassembler
-from .tls import HANDSHAKE, ClientHello, TlsReassembler
+from monitor.sensor import decode as dec
+from monitor.sensor.dns import OPCODE_QUERY, DnsMessage, parse_dns, parse_dns_tcp
+from monitor.sensor.gquic import gquic_version
+from monitor.sensor.gquic import parse_datagram as parse_gquic
+from monitor.sensor.http import METHOD_PREFIXES, parse_request
+from monitor.sensor.model import Counters, Frame, Malformed, Observation, Protocol, Transport
+from monitor.sensor.quic import VERSIONS as QUIC_VERSIONS
+from monitor.sensor.quic import QuicReassembler
+from monitor.sensor.tls import HANDSHAKE, ClientHello, TlsReassembler
 
 __all__ = ["Classify", "Frame", "Sensor", "observe"]
 
@@ -59,8 +59,9 @@ Classify = Callable[[str], str | None]
 class Sensor:
     """Turns captured frames into observations.
 
-    ``classify`` maps a host name to a platform id or None (a ``monitor.classify.Classifier``
-    is such a callable); observations then carry ``platform``.
+    ``classify`` maps a host name to a platform id or None (a
+    ``monitor.platforms.classify.Classifier`` is such a callable); observations then carry
+    ``platform``.
     """
 
     def __init__(

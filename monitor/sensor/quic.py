@@ -30,9 +30,9 @@ from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algori
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
-from .gquic import chlo_length, parse_chlo
-from .model import Malformed
-from .tls import MAX_CLIENT_HELLO, ClientHello, parse_handshake
+from monitor.sensor.gquic import chlo_length, parse_chlo
+from monitor.sensor.model import Malformed
+from monitor.sensor.tls import MAX_CLIENT_HELLO, ClientHello, parse_handshake
 
 V1 = 0x00000001
 V2 = 0x6B3343CF

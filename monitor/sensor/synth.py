@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from . import quic
-from .tls import EXT_ALPN, EXT_ECH, EXT_SERVER_NAME
+from monitor.sensor import quic
+from monitor.sensor.tls import EXT_ALPN, EXT_ECH, EXT_SERVER_NAME
 
 
 def _u16(n: int) -> bytes:

@@ -12,7 +12,7 @@ from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
-from .model import Malformed, printable_name
+from monitor.sensor.model import Malformed, printable_name
 
 HANDSHAKE = 22  # TLS record content type
 CLIENT_HELLO = 1  # handshake message type

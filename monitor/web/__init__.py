@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from .app import create_app
-from .context import Review, ReviewSettings
+from monitor.web.app import create_app
+from monitor.web.context import Review, ReviewSettings
 
 __all__ = ["Review", "ReviewSettings", "create_app"]

@@ -15,10 +15,10 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from . import audit_views, auth, incident_views, student_views
-from .context import Review
-from .pages import http_error, server_error
-from .security import SecurityHeaders
+from monitor.web import audit_views, auth, incident_views, student_views
+from monitor.web.context import Review
+from monitor.web.pages import http_error, server_error
+from monitor.web.security import SecurityHeaders
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"

@@ -8,11 +8,11 @@ from datetime import timedelta
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from ..access import ACTIONS, AccessFilter
-from .auth import actor
-from .exports import access_csv
-from .incident_views import PSEUDONYM, _day
-from .pages import Call, page, query, render
+from monitor.incidents.access import ACTIONS, AccessFilter
+from monitor.web.auth import actor
+from monitor.web.exports import access_csv
+from monitor.web.incident_views import PSEUDONYM, _day
+from monitor.web.pages import Call, page, query, render
 
 AUDITORS = ("auditor", "administrator")
 PAGE = 100

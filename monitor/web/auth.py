@@ -9,10 +9,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from ..access import Actor
-from ..accounts import Account
-from .pages import Call, page, read_form, render, review_of, safe_next
-from .security import SESSION_COOKIE, SIGNIN_COOKIE, set_cookie, tokens_match
+from monitor.incidents.access import Actor
+from monitor.web.accounts import Account
+from monitor.web.pages import Call, page, read_form, render, review_of, safe_next
+from monitor.web.security import SESSION_COOKIE, SIGNIN_COOKIE, set_cookie, tokens_match
 
 
 def actor(account: Account) -> Actor:

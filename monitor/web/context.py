@@ -13,15 +13,15 @@ from zoneinfo import ZoneInfo
 
 from argon2 import PasswordHasher
 
-from ..access import SYSTEM, AccessLog, Actor
-from ..accounts import Accounts
-from ..district import District, DistrictLoader, pseudonym_key
-from ..retention import PurgeResult, Retention, load_retention, purge
-from ..store import SqlIncidentStore, open_store
-from ..store.migrations import upgrade
-from .people import Directory
-from .security import SignInLimiter
-from .sessions import Sessions
+from monitor.district import District, DistrictLoader, pseudonym_key
+from monitor.incidents.access import SYSTEM, AccessLog, Actor
+from monitor.incidents.retention import PurgeResult, Retention, load_retention, purge
+from monitor.incidents.store import SqlIncidentStore, open_store
+from monitor.incidents.store.migrations import upgrade
+from monitor.web.accounts import Accounts
+from monitor.web.people import Directory
+from monitor.web.security import SignInLimiter
+from monitor.web.sessions import Sessions
 
 log = logging.getLogger(__name__)
 

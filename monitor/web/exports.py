@@ -10,9 +10,9 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ..access import AccessRecord
-from ..incidents import Incident
-from .people import Revealed
+from monitor.incidents.access import AccessRecord
+from monitor.incidents.events import Incident
+from monitor.web.people import Revealed
 
 INCIDENT_COLUMNS = (
     "id",

@@ -9,15 +9,15 @@ from datetime import date, datetime, time, timedelta
 from starlette.exceptions import HTTPException
 from starlette.responses import RedirectResponse, Response
 
-from ..accounts import Account
-from ..incidents import STATUSES, UNKNOWN_PERSON, Incident
-from ..model import SEVERITIES
-from ..store import IncidentFilter
-from .auth import actor
-from .context import Review
-from .exports import incidents_csv
-from .pages import Call, local_time, page, query, render
-from .queries import apply_review, count_scoped, get_scoped, list_scoped
+from monitor.incidents.events import STATUSES, UNKNOWN_PERSON, Incident
+from monitor.incidents.store import IncidentFilter
+from monitor.model import SEVERITIES
+from monitor.web.accounts import Account
+from monitor.web.auth import actor
+from monitor.web.context import Review
+from monitor.web.exports import incidents_csv
+from monitor.web.pages import Call, local_time, page, query, render
+from monitor.web.queries import apply_review, count_scoped, get_scoped, list_scoped
 
 FILTERS = ("school", "platform", "severity", "status", "since", "until", "person")
 PSEUDONYM = re.compile(r"p-[0-9a-f]{16}")

@@ -21,10 +21,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from ..access import ACTIONS
-from .context import Review
-from .security import SESSION_COOKIE, tokens_match
-from .sessions import Principal
+from monitor.incidents.access import ACTIONS
+from monitor.web.context import Review
+from monitor.web.security import SESSION_COOKIE, tokens_match
+from monitor.web.sessions import Principal
 
 log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).resolve().parent / "templates"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..incidents import pseudonym
-from ..model import Person
-from ..roster import Roster
+from monitor.incidents.events import pseudonym
+from monitor.model import Person
+from monitor.people.roster import Roster
 
 
 @dataclass(frozen=True, slots=True)

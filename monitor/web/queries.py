@@ -13,10 +13,10 @@ from itertools import islice
 
 from sqlalchemy import case, update
 
-from ..incidents import Incident
-from ..store import IncidentFilter, SqlIncidentStore
-from ..store.schema import incidents
-from ..store.sql import write_transaction
+from monitor.incidents.events import Incident
+from monitor.incidents.store import IncidentFilter, SqlIncidentStore
+from monitor.incidents.store.schema import incidents
+from monitor.incidents.store.sql import write_transaction
 
 Scope = tuple[str, ...] | None  # school identifiers; None: every school
 

@@ -1,7 +1,7 @@
 """Server-side sign-in sessions: the cookie holds a random token, the database its SHA-256.
 
 A session ends after ``idle`` without a request, after ``max_age`` in any case, when its
-account is disabled or its password changed (``monitor.accounts`` deletes the rows), and on
+account is disabled or its password changed (``monitor.web.accounts`` deletes the rows), and on
 sign-out. Each session carries its own CSRF token.
 """
 
@@ -15,9 +15,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, delete, or_, select, update
 
-from ..accounts import Account, Accounts
-from ..store.accessschema import sessions
-from ..store.sql import write_transaction
+from monitor.incidents.store.accessschema import sessions
+from monitor.incidents.store.sql import write_transaction
+from monitor.web.accounts import Account, Accounts
 
 # Touch last_seen at most this often: a page view should not always be a write.
 _TOUCH_EVERY = timedelta(seconds=60)

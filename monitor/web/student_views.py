@@ -6,14 +6,14 @@ from __future__ import annotations
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from ..incidents import Incident
-from ..store import IncidentFilter
-from .auth import actor
-from .exports import student_record_json
-from .incident_views import MAX_REASON, PSEUDONYM, REVIEWERS, can_reveal
-from .pages import Call, page, render
-from .people import Revealed
-from .queries import list_scoped
+from monitor.incidents.events import Incident
+from monitor.incidents.store import IncidentFilter
+from monitor.web.auth import actor
+from monitor.web.exports import student_record_json
+from monitor.web.incident_views import MAX_REASON, PSEUDONYM, REVIEWERS, can_reveal
+from monitor.web.pages import Call, page, render
+from monitor.web.people import Revealed
+from monitor.web.queries import list_scoped
 
 MAX_SHOWN = 500
 MIN_REASON = 5

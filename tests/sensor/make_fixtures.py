@@ -28,8 +28,8 @@ from scapy.layers.l2 import CookedLinux, Dot1AD, Dot1Q, Ether
 from scapy.packet import Packet, Raw
 from scapy.utils import PcapNgWriter, PcapWriter, wrpcap
 
-from monitor import catalogue as catalogue_mod
-from monitor.classify import Classifier
+from monitor.platforms import catalogue as catalogue_mod
+from monitor.platforms.classify import Classifier
 from monitor.sensor import output, quic, synth
 from monitor.sensor.pcap import read_frames
 from monitor.sensor.pipeline import Sensor

@@ -22,7 +22,7 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Packet, Raw
 from scapy.utils import wrpcap
 
-from monitor.incidents import pseudonym
+from monitor.incidents.events import pseudonym
 from monitor.sensor import quic, synth
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -351,7 +351,7 @@ def test_live_session_reloads_policy_and_keeps_the_last_good_one(tmp_path: Path)
     """What a live capture does every few seconds: a changed policy is taken, a broken one is
     rejected (counted, reported) and the one in force stays."""
     from monitor.cli.sensor import _Session
-    from monitor.metrics import Metrics
+    from monitor.flow.metrics import Metrics
     from monitor.sensor.model import Observation
     from monitor.sensor.pipeline import Sensor
 

@@ -13,9 +13,9 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.packet import Raw
 
 from monitor.district import District, DistrictLoader
-from monitor.incidents import UNKNOWN_PERSON, pseudonym
-from monitor.metrics import Metrics
-from monitor.recording import DecisionLog
+from monitor.flow.metrics import Metrics
+from monitor.flow.recording import DecisionLog
+from monitor.incidents.events import UNKNOWN_PERSON, pseudonym
 from monitor.sensor import metrics as sensor_metrics
 from monitor.sensor import synth
 from monitor.sensor.judge import ACTIVITY, Judge, quic_bypass

@@ -12,7 +12,7 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 from scapy.utils import PcapWriter
 
-from monitor.classify import Classifier
+from monitor.platforms.classify import Classifier
 from monitor.sensor import output, synth
 from monitor.sensor.pcap import BPF_FILTER, observe_pcap, packet_handler, read_frames
 from monitor.sensor.pipeline import Sensor

@@ -11,7 +11,7 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.packet import Raw
 
-from monitor.classify import Classifier
+from monitor.platforms.classify import Classifier
 from monitor.sensor import quic, synth
 from monitor.sensor.model import Observation
 from monitor.sensor.pcap import read_frames

@@ -15,10 +15,10 @@ from argon2 import PasswordHasher
 from starlette.testclient import TestClient
 
 from monitor.district import DistrictLoader
-from monitor.incidents import IncidentEvent, pseudonym
+from monitor.incidents.events import IncidentEvent, pseudonym
+from monitor.incidents.store import IncidentFilter, open_store
+from monitor.incidents.store.migrations import upgrade
 from monitor.model import Person
-from monitor.store import IncidentFilter, open_store
-from monitor.store.migrations import upgrade
 from monitor.web import Review, ReviewSettings
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "district"

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 from reviewharness import Browser, World, students
 
-from monitor.access import AccessFilter
+from monitor.incidents.access import AccessFilter
 
 
 @pytest.fixture

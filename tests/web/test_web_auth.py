@@ -9,8 +9,8 @@ import pytest
 from reviewharness import PASSWORD, Browser, World, csrf_of, students
 from starlette.testclient import TestClient
 
-from monitor.accounts import Accounts, ensure_first_admin
 from monitor.web import create_app
+from monitor.web.accounts import Accounts, ensure_first_admin
 
 GET_PAGES = ["/", "/incidents", "/incidents/1", "/students/p-0123456789abcdef", "/access",
              "/access/student?student=p-0123456789abcdef", "/incidents?school=hs"]  # fmt: skip

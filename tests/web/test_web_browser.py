@@ -23,9 +23,9 @@ import pytest
 from reviewharness import copy_district, students
 
 from monitor.district import DistrictLoader, pseudonym_key
-from monitor.incidents import IncidentEvent, pseudonym
-from monitor.store import open_store
-from monitor.store.migrations import upgrade
+from monitor.incidents.events import IncidentEvent, pseudonym
+from monitor.incidents.store import open_store
+from monitor.incidents.store.migrations import upgrade
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -145,7 +145,7 @@ def test_first_start_made_an_administrator_and_printed_its_password_once(
     found = re.findall(r"created the administrator account 'admin' with password (\S+)", out)
     assert len(found) == 1
     # it works, in the store the app uses
-    from monitor.accounts import Accounts
+    from monitor.web.accounts import Accounts
 
     store = open_store(server["store_url"], create=False)
     assert Accounts(store.engine).authenticate("admin", found[0]) is not None

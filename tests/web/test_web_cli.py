@@ -11,12 +11,12 @@ import pytest
 from click.testing import CliRunner
 from reviewharness import copy_district
 
-from monitor.access import AccessLog
-from monitor.accounts import Accounts
 from monitor.cli import main
 from monitor.cli.review import is_loopback, parse_listen
-from monitor.incidents import IncidentEvent
-from monitor.store import open_store
+from monitor.incidents.access import AccessLog
+from monitor.incidents.events import IncidentEvent
+from monitor.incidents.store import open_store
+from monitor.web.accounts import Accounts
 
 
 @pytest.fixture

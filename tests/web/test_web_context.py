@@ -11,7 +11,7 @@ from reviewharness import PASSWORD, Browser, World, copy_district, make_review, 
 from starlette.testclient import TestClient
 
 from monitor.district import DistrictLoader
-from monitor.retention import Retention
+from monitor.incidents.retention import Retention
 from monitor.web import create_app
 
 

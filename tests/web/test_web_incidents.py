@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from reviewharness import NOW, Browser, World, students
 
-from monitor.store import IncidentFilter
+from monitor.incidents.store import IncidentFilter
 
 
 def ids_on(html: str) -> list[int]:

@@ -18,13 +18,13 @@ from argon2 import PasswordHasher
 from reviewharness import FAST_HASHER
 from sqlalchemy import create_engine, inspect, text
 
-from monitor.access import SYSTEM, AccessFilter, AccessLog, Actor
-from monitor.accounts import Accounts
-from monitor.incidents import IncidentEvent
-from monitor.retention import Retention, load_retention, purge
-from monitor.store import normalise_url, open_store
-from monitor.store.migrations import current, head, upgrade
-from monitor.store.schema import metadata
+from monitor.incidents.access import SYSTEM, AccessFilter, AccessLog, Actor
+from monitor.incidents.events import IncidentEvent
+from monitor.incidents.retention import Retention, load_retention, purge
+from monitor.incidents.store import normalise_url, open_store
+from monitor.incidents.store.migrations import current, head, upgrade
+from monitor.incidents.store.schema import metadata
+from monitor.web.accounts import Accounts
 from monitor.yamlfile import ConfigError
 
 pg_dsn = pg.pg_dsn
@@ -120,7 +120,7 @@ def test_upgrade_adopts_a_store_made_by_create_all_and_is_idempotent(url: str) -
 def test_upgrade_from_the_first_revision(url: str) -> None:
     from alembic import command
 
-    from monitor.store.migrations import config
+    from monitor.incidents.store.migrations import config
 
     engine = create_engine(normalise_url(url))
     with engine.begin() as conn:
@@ -170,7 +170,7 @@ def test_accounts(store: Any) -> None:
 
 
 def test_password_hashes_are_argon2id_and_upgraded(store: Any) -> None:
-    from monitor.store.accessschema import accounts as table
+    from monitor.incidents.store.accessschema import accounts as table
 
     weak = Accounts(store.engine, hasher=PasswordHasher(time_cost=1, memory_cost=64, parallelism=1))
     weak.add("a", "a long enough password", "auditor")

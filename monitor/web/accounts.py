@@ -3,7 +3,7 @@
 Roles: a *counselor* sees the incidents of their schools (school identifiers such as ``hs``)
 and may reveal those students' names; an *administrator* sees every school; an *auditor* sees
 the record of access and no incidents. Accounts live in the incident store's database
-(``monitor.store.accessschema``).
+(``monitor.incidents.store.accessschema``).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from .store.accessschema import ROLES, accounts, sessions
-from .store.sql import write_transaction
+from monitor.incidents.store.accessschema import ROLES, accounts, sessions
+from monitor.incidents.store.sql import write_transaction
 
 Role = Literal["counselor", "administrator", "auditor"]
 MIN_PASSWORD = 12

@@ -16,8 +16,8 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, delete, func, select
 
-from .store.accessschema import access_log, access_subjects
-from .store.sql import write_transaction
+from monitor.incidents.store.accessschema import access_log, access_subjects
+from monitor.incidents.store.sql import write_transaction
 
 # What an access record can say happened.
 ACTIONS: dict[str, str] = {

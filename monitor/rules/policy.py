@@ -74,14 +74,14 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from .catalogue import ACTIVITIES, CATEGORIES, Activity, Catalogue, Platform
-from .model import AGE_BANDS, AgeBand, Decision, School, Severity
-from .yamlfile import ConfigError, LineDict, LineList, line_of, load_yaml, validate
+from monitor.model import AGE_BANDS, AgeBand, Decision, School, Severity
+from monitor.platforms.catalogue import ACTIVITIES, CATEGORIES, Activity, Catalogue, Platform
+from monitor.yamlfile import ConfigError, LineDict, LineList, line_of, load_yaml, validate
 
 if TYPE_CHECKING:
-    from .decide import Explanation, Who
-    from .model import Device
-    from .overrides import Override, OverrideSet
+    from monitor.model import Device
+    from monitor.rules.decide import Explanation, Who
+    from monitor.rules.overrides import Override, OverrideSet
 
 Group = Literal["student", "staff", "unknown"]
 GROUPS: tuple[Group, ...] = ("student", "staff", "unknown")
@@ -539,7 +539,7 @@ class Policy:
 
     def override_decision(self, ov: Override) -> Decision:
         """The allow decision an active override produces; names the granter's role, not name."""
-        from .overrides import role_words
+        from monitor.rules.overrides import role_words
 
         # keyed by object identity (hashing a dataclass of datetimes costs more than the rest)
         hit = self._override_decisions.get(id(ov))
@@ -560,7 +560,7 @@ class Policy:
         self._override_decisions[id(ov)] = (ov, decision)
         return decision
 
-    # ---- conveniences for the proxy and the CLI (see monitor.decide)
+    # ---- conveniences for the proxy and the CLI (see monitor.rules.decide)
 
     def needs_request(
         self,
@@ -571,7 +571,7 @@ class Policy:
         overrides: OverrideSet | None = None,
     ) -> bool:
         """Whether the decision depends on the request (its activity) or injects headers."""
-        from .decide import needs_request
+        from monitor.rules.decide import needs_request
 
         return needs_request(self, who, device, platform, when, overrides)
 
@@ -585,7 +585,7 @@ class Policy:
         overrides: OverrideSet | None = None,
     ) -> Explanation:
         """Every rule considered, why each did not match, and the decision."""
-        from .decide import explain
+        from monitor.rules.decide import explain
 
         return explain(self, who, device, platform, activity, when, overrides)
 

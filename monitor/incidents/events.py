@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, cast, get_args
 
-from .model import ACTIONS, AGE_BANDS, SEVERITIES, Action, Severity
+from monitor.model import ACTIONS, AGE_BANDS, SEVERITIES, Action, Severity
 
 Source = Literal["proxy", "sensor"]
 SOURCES: tuple[Source, ...] = get_args(Source)

@@ -28,8 +28,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
-from ..incidents import STATUSES
-from ..model import SEVERITIES
+from monitor.incidents.events import STATUSES
+from monitor.model import SEVERITIES
 
 SCHEMA_VERSION = 1
 
@@ -145,7 +145,7 @@ incidents = Table(
 
 # Event ids already folded into incidents: a replayed spool (or a batch retried after an
 # ambiguous commit) skips them, so no event is counted twice. Ids start with their creation
-# time (see monitor.incidents.new_event_id), so old ones are pruned by a range on the key.
+# time (see monitor.incidents.events.new_event_id), so old ones are pruned by a range on the key.
 applied_events = Table(
     "applied_events",
     metadata,
@@ -161,4 +161,4 @@ def create_schema(engine: Engine) -> None:
 
 # The review app's tables (accounts, sessions, record of access) join this MetaData. Imported
 # last because that module builds on the names above.
-from . import accessschema as _accessschema  # noqa: E402, F401
+from monitor.incidents.store import accessschema as _accessschema  # noqa: E402, F401

@@ -2,7 +2,7 @@
 
 An override turns a *block* into an *allow* for its targets while it is active
 (``starts <= when < ends``, and before any revocation). It expires by itself. How overrides
-combine with the age rules is decided in :mod:`monitor.decide` (never for under-13s on a
+combine with the age rules is decided in :mod:`monitor.rules.decide` (never for under-13s on a
 platform not designed for children, never for bypass services).
 
 The store is one JSON file, rewritten atomically (temporary file + ``os.replace``) under an
@@ -36,8 +36,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from .model import Person
-from .yamlfile import ConfigError, line_of, load_yaml, validate
+from monitor.model import Person
+from monitor.yamlfile import ConfigError, line_of, load_yaml, validate
 
 DEFAULT_MAX_LENGTH = timedelta(days=1)
 # a start a little in the past is "now" on a clock that differs by a few seconds

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .catalogue import Catalogue, Platform
+from monitor.platforms.catalogue import Catalogue, Platform
 
 _MAX_HOST = 253
 _CDN = ""  # sentinel in the suffix table: a shared CDN suffix, stop walking

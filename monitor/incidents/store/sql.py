@@ -40,7 +40,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
 
-from ..incidents import (
+from monitor.incidents.events import (
     DEFAULT_WINDOW,
     STATUSES,
     Bucket,
@@ -49,8 +49,8 @@ from ..incidents import (
     aggregate,
     event_id_floor,
 )
-from .base import IncidentFilter
-from .schema import applied_events, create_schema, incidents
+from monitor.incidents.store.base import IncidentFilter
+from monitor.incidents.store.schema import applied_events, create_schema, incidents
 
 log = logging.getLogger(__name__)
 
@@ -315,7 +315,7 @@ def _retryable(e: DBAPIError) -> bool:
 
 
 class SqlIncidentStore:
-    """An :class:`~monitor.store.base.IncidentStore` on SQLite or PostgreSQL.
+    """An :class:`~monitor.incidents.store.base.IncidentStore` on SQLite or PostgreSQL.
 
     ``window``: dedupe window; every writer on one database must use the same value (it
     defines the buckets). ``applied_retention``: applied event ids are remembered until the

@@ -38,8 +38,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal, NamedTuple
 
-from .devices import normalise_mac
-from .yamlfile import RejectedFileError
+from monitor.people.devices import normalise_mac
+from monitor.yamlfile import RejectedFileError
 
 LeaseFormat = Literal["dhcpd", "dnsmasq", "kea"]
 LEASE_FORMATS: tuple[LeaseFormat, ...] = ("dhcpd", "dnsmasq", "kea")

@@ -17,8 +17,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, create_engine, inspect, text
 
-from ..schema import metadata
-from ..sql import normalise_url
+from monitor.incidents.store.schema import metadata
+from monitor.incidents.store.sql import normalise_url
 
 HERE = Path(__file__).resolve().parent
 # Tables each revision adds, to recognise databases that create_all made without Alembic.

@@ -23,7 +23,7 @@ from datetime import date
 from pathlib import Path
 from typing import Literal
 
-from .model import (
+from monitor.model import (
     AGE_BANDS,
     KNOWN_ROLES,
     STUDENT_ROLES,

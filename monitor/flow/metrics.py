@@ -16,8 +16,8 @@ from prometheus_client import (
     ProcessCollector,
 )
 
-from . import __version__
-from .district import COMPONENTS
+from monitor import __version__
+from monitor.district import COMPONENTS
 
 NONE = "none"
 CONFIG_COMPONENTS = ("settings", *COMPONENTS)

@@ -27,8 +27,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .incidents import IncidentEvent
-from .store.base import IncidentStore
+from monitor.incidents.events import IncidentEvent
+from monitor.incidents.store.base import IncidentStore
 
 log = logging.getLogger(__name__)
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .base import IncidentFilter, IncidentStore
-from .schema import create_schema, metadata
-from .sql import SqlIncidentStore, normalise_url, open_store
+from monitor.incidents.store.base import IncidentFilter, IncidentStore
+from monitor.incidents.store.schema import create_schema, metadata
+from monitor.incidents.store.sql import SqlIncidentStore, normalise_url, open_store
 
 __all__ = [
     "IncidentFilter",

@@ -11,7 +11,7 @@ File format (CSV, UTF-8, a BOM is allowed, one header line, blank lines ignored)
   ``aabb.ccdd.eeff`` or ``aabbccddeeff``; stored as lowercase ``aa:bb:cc:dd:ee:ff``. An empty cell
   is allowed with a warning: such a device can only be found through a static address map entry.
 - ``assignedUser`` (required column, may be empty for shared devices): a roster sourcedId or
-  username, kept as written. It is resolved against the roster by ``monitor.identity``, which
+  username, kept as written. It is resolved against the roster by ``monitor.people.identity``, which
   warns about unknown users and keeps their devices with no user.
 - ``school`` (optional column): a school sourcedId. ``kind`` (optional column): chromebook,
   laptop, tablet, …
@@ -31,8 +31,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .model import Device
-from .yamlfile import RejectedFileError
+from monitor.model import Device
+from monitor.yamlfile import RejectedFileError
 
 COLUMNS = ("deviceId", "macAddress", "assignedUser", "school", "kind")
 REQUIRED_COLUMNS = ("deviceId", "macAddress", "assignedUser")

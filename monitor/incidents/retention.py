@@ -23,11 +23,11 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, model_validator
 from pydantic_core import PydanticCustomError
 from sqlalchemy import Engine, delete, func, select
 
-from .access import AccessLog, Actor
-from .store.accessschema import access_log
-from .store.schema import incidents
-from .store.sql import write_transaction
-from .yamlfile import ConfigError, LineDict, load_yaml, validate
+from monitor.incidents.access import AccessLog, Actor
+from monitor.incidents.store.accessschema import access_log
+from monitor.incidents.store.schema import incidents
+from monitor.incidents.store.sql import write_transaction
+from monitor.yamlfile import ConfigError, LineDict, load_yaml, validate
 
 RETENTION_FILE = "retention.yaml"
 DISTRICT_FILE = "district.yaml"

@@ -4,7 +4,7 @@
   rule ``not-in-catalogue``.
 * The age band comes from birthDate on the *local* date of ``when`` in the district's time
   zone, so a birthday changes the band at local midnight. Students without birthDate get the
-  policy's ``missing_birthdate_band``; unknown people get ``unknown`` (see monitor.policy).
+  policy's ``missing_birthdate_band``; unknown people get ``unknown`` (see monitor.rules.policy).
 * School hours are those of the person's first school, or of the device's school when the
   person has none.
 * Rules: first match wins (compiled lookup, see ``Policy.candidates``), then the default.
@@ -22,8 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from .catalogue import ACTIVITIES, Platform
-from .model import (
+from monitor.model import (
     STAFF_ROLES,
     STUDENT_ROLES,
     AgeBand,
@@ -34,8 +33,9 @@ from .model import (
     age_band_for,
     age_on,
 )
-from .overrides import Override, OverrideSet
-from .policy import Group, Policy
+from monitor.platforms.catalogue import ACTIVITIES, Platform
+from monitor.rules.overrides import Override, OverrideSet
+from monitor.rules.policy import Group, Policy
 
 Who = Identity | Person | None
 

@@ -49,9 +49,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from .leases import Lease
-from .model import Device, Identity, Person
-from .yamlfile import ConfigError, LineDict, LineList, load_yaml, validate
+from monitor.model import Device, Identity, Person
+from monitor.people.leases import Lease
+from monitor.yamlfile import ConfigError, LineDict, LineList, load_yaml, validate
 
 SOURCES = ("proxy_auth", "static", "dhcp")
 DEFAULT_ORDER: tuple[str, ...] = ("proxy_auth", "static", "dhcp")

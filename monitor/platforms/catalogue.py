@@ -1,9 +1,9 @@
 """The platform catalogue: what a host *is*. Data, not policy.
 
-The shipped catalogue lives in ``monitor/data/catalogue.yaml``. A district may extend it with a
-file of its own, merged over the shipped one: an entry whose id is already shipped adds to its
-lists (suffixes, hosts, page_hosts, activities) and replaces the scalar fields it names; a new id
-adds a platform. Both files are validated together and rejected whole on the first error.
+The shipped catalogue lives in ``monitor/platforms/data/catalogue.yaml``. A district may extend
+it with a file of its own, merged over the shipped one: an entry whose id is already shipped adds
+to its lists (suffixes, hosts, page_hosts, activities) and replaces the scalar fields it names; a
+new id adds a platform. Both files are validated together and rejected whole on the first error.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .yamlfile import ConfigError, LineDict, LineList, load_yaml, validate
+from monitor.yamlfile import ConfigError, LineDict, LineList, load_yaml, validate
 
 CATEGORIES = ("social", "video", "messaging", "social_gaming", "kids", "forum", "ai_chat", "bypass")
 Category = Literal[
@@ -33,7 +33,7 @@ _LABEL_RE = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 
 
 def shipped_path() -> Path:
-    return Path(str(resources.files("monitor") / "data" / "catalogue.yaml"))
+    return Path(str(resources.files("monitor.platforms") / "data" / "catalogue.yaml"))
 
 
 def check_hostname(value: str, *, wildcard: bool = False) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
-from .catalogue import Platform
+from monitor.platforms.catalogue import Platform
 
 _EMBED_DESTS = frozenset({"iframe", "frame", "embed", "object", "fencedframe"})
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH"})

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from ..incidents import Incident, IncidentEvent
+from monitor.incidents.events import Incident, IncidentEvent
 
 
 @dataclass(frozen=True, slots=True)

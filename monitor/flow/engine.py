@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from .activity import request_activity
-from .catalogue import ACTIVITIES, Platform
-from .classify import normalise_host
-from .decide import connection_decision, decide, group_band, schools_of
-from .district import District
-from .model import Decision, Identity
+from monitor.district import District
+from monitor.model import Decision, Identity
+from monitor.platforms.activity import request_activity
+from monitor.platforms.catalogue import ACTIVITIES, Platform
+from monitor.platforms.classify import normalise_host
+from monitor.rules.decide import connection_decision, decide, group_band, schools_of
 
 Outcome = Literal["passthrough", "intercept", "refuse"]
 
@@ -38,7 +38,7 @@ class Labels:
 
 def labels(district: District, who: Identity, when: float) -> Labels:
     """The person's age band (``staff`` or ``unknown`` outside students) and school, as the
-    policy sees them: the same band and school that :func:`monitor.decide.decide` uses."""
+    policy sees them: the same band and school that :func:`monitor.rules.decide.decide` uses."""
     policy = district.policy
     group, band = group_band(policy, who.person, policy.local(when)[0])
     schools = schools_of(who.person, who.device)

@@ -7,12 +7,12 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .district import District
-from .engine import Labels
-from .incidents import UNKNOWN_PERSON, IncidentEvent, pseudonym
-from .metrics import Metrics
-from .model import AGE_BANDS, Decision, Identity
-from .recorder import Recorder, RecorderStats
+from monitor.district import District
+from monitor.flow.engine import Labels
+from monitor.flow.metrics import Metrics
+from monitor.incidents.events import UNKNOWN_PERSON, IncidentEvent, pseudonym
+from monitor.incidents.recorder import Recorder, RecorderStats
+from monitor.model import AGE_BANDS, Decision, Identity
 
 log = logging.getLogger("monitor")
 
@@ -20,7 +20,7 @@ log = logging.getLogger("monitor")
 def open_recorder(district: District, store_url: str = "") -> Recorder:
     """The incident recorder of a district: its store (or ``store_url``), a spool in the
     state directory, the policy's dedupe window."""
-    from .store import open_store
+    from monitor.incidents.store import open_store
 
     url = store_url or district.store_url
     state = district.state_dir

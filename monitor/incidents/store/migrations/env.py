@@ -1,13 +1,14 @@
-"""Alembic environment of the incident store. Run through :func:`monitor.store.migrations.upgrade`
-(which hands over a connection), or with the ``alembic`` command and ``-x url=…``."""
+"""Alembic environment of the incident store. Run through
+:func:`monitor.incidents.store.migrations.upgrade` (which hands over a connection), or with the
+``alembic`` command and ``-x url=…``."""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import Connection, create_engine
 
-from monitor.store.schema import metadata
-from monitor.store.sql import normalise_url
+from monitor.incidents.store.schema import metadata
+from monitor.incidents.store.sql import normalise_url
 
 config = context.config
 
