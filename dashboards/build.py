@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
 """Writes the Grafana dashboards of this folder (district-overview.json, school.json,
-proxy-health.json) from the panel lists below, the way the mixins generate theirs from jsonnet.
+proxy-health.json) from the panel lists below with Grafana's Python SDK, grafana-foundation-sdk,
+the way the mixins generate theirs from jsonnet.
 
-    python3 dashboards/build.py           # rewrite the JSON files
-    python3 dashboards/build.py --check   # exit 1 when a JSON file differs from what it writes
+    python3 dashboards/build.py               # rewrite the JSON files
+    python3 dashboards/build.py --check       # exit 1 when a JSON file differs from what it writes
+    python3 dashboards/build.py --out DIR     # write (or, with --check, compare) in DIR instead
 
-Edit this file, not the JSON. Standard library only. Every query selects job="monitor"; every
-panel and query reads the data source from the ``datasource`` template variable.
+Edit this file, not the JSON. Run it with the project's virtualenv: it needs the SDK, a pinned dev
+dependency (pip install 'grafana-foundation-sdk==1769699379!11.6.0'); the output depends on its
+version. Every query selects job="monitor"; every panel and query reads the data source from the
+``datasource`` template variable.
 """
 
 from __future__ import annotations
@@ -14,14 +18,36 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+
+try:
+    from grafana_foundation_sdk.builders import (
+        bargauge,
+        common,
+        dashboard,
+        prometheus,
+        stat,
+        table,
+        timeseries,
+    )
+    from grafana_foundation_sdk.cog.encoder import JSONEncoder
+    from grafana_foundation_sdk.models import common as c
+    from grafana_foundation_sdk.models.dashboard import (
+        DashboardCursorSync,
+        DashboardLinkType,
+        DataSourceRef,
+        DataTransformerConfig,
+        VariableHide,
+        VariableRefresh,
+        VariableSort,
+    )
+    from grafana_foundation_sdk.models.prometheus import PromQueryFormat, QueryEditorMode
+except ModuleNotFoundError as e:  # pragma: no cover - a hint for a bare python3
+    sys.exit(f"{e}: pip install 'grafana-foundation-sdk==1769699379!11.6.0' (a dev dependency)")
 
 HERE = Path(__file__).resolve().parent
-SCHEMA_VERSION = 39
-DS = {"type": "prometheus", "uid": "${datasource}"}
-WIDTH = 24  # Grafana's grid
+DS = DataSourceRef(type_val="prometheus", uid="${datasource}")
 
 # Shorthands used in the queries below.
 REQ = 'monitor_requests_total{job="monitor"}'
@@ -42,245 +68,223 @@ def with_labels(selector: str, extra: str) -> str:
     return selector[:-1] + ", " + extra + "}"
 
 
-@dataclass
-class Q:
-    """One query of a panel."""
-
-    expr: str
-    legend: str = ""
-    instant: bool = False
-    table: bool = False
+# -- queries and panels ----------------------------------------------------------------------
 
 
-@dataclass
-class P:
-    """One panel: kind is a Grafana panel type (timeseries, stat, table, bargauge) or "row"."""
-
-    kind: str
-    title: str
-    description: str = ""
-    queries: list[Q] = field(default_factory=list)
-    width: int = 12
-    height: int = 8
-    unit: str = "short"
-    stack: bool = False
-    links: list[dict[str, Any]] = field(default_factory=list)
-    decimals: int | None = None
+def q(expr: str, legend: str = "__auto") -> prometheus.Dataquery:
+    """One PromQL query over the time range; table and bar gauge panels make theirs instant."""
+    return (
+        prometheus.Dataquery()
+        .expr(expr)
+        .legend_format(legend)
+        .range()
+        .editor_mode(QueryEditorMode.CODE)
+        .datasource(DS)
+    )
 
 
-def row(title: str) -> P:
-    return P("row", title, width=WIDTH, height=1)
+type Panel = timeseries.Panel | stat.Panel | table.Panel | bargauge.Panel
 
 
-# -- template variables --------------------------------------------------------------------
+def _panel[P: (timeseries.Panel, stat.Panel, table.Panel, bargauge.Panel)](
+    panel: P,
+    title: str,
+    description: str,
+    queries: tuple[prometheus.Dataquery, ...],
+    unit: str,
+    width: int,
+    height: int,
+) -> P:
+    panel.title(title).description(description).datasource(DS).unit(unit)
+    panel.span(width).height(height)
+    for i, query in enumerate(queries):
+        panel.with_target(query.ref_id(chr(ord("A") + i)))
+    return panel
 
 
-def datasource_var() -> dict[str, Any]:
-    return {
-        "current": {},
-        "hide": 0,
-        "includeAll": False,
-        "label": "Data source",
-        "multi": False,
-        "name": "datasource",
-        "options": [],
-        "query": "prometheus",
-        "refresh": 1,
-        "regex": "",
-        "type": "datasource",
-    }
+def graph(
+    title: str,
+    description: str,
+    *queries: prometheus.Dataquery,
+    unit: str = "short",
+    stack: bool = False,
+    width: int = 12,
+    height: int = 8,
+) -> timeseries.Panel:
+    """A time series: lines from 0, a table legend on the right with mean and max."""
+    return (
+        _panel(timeseries.Panel(), title, description, queries, unit, width, height)
+        .min(0)
+        .draw_style(c.GraphDrawStyle.LINE)
+        .line_width(1)
+        .fill_opacity(20 if stack else 10)
+        .show_points(c.VisibilityMode.NEVER)
+        .stacking(
+            common.StackingConfig()
+            .group("A")
+            .mode(c.StackingMode.NORMAL if stack else c.StackingMode.NONE)
+        )
+        .legend(
+            common.VizLegendOptions()
+            .calcs(["mean", "max"])
+            .display_mode(c.LegendDisplayMode.TABLE)
+            .placement(c.LegendPlacement.RIGHT)
+            .show_legend(True)
+        )
+        .tooltip(
+            common.VizTooltipOptions().mode(c.TooltipDisplayMode.MULTI).sort(c.SortOrder.DESCENDING)
+        )
+    )
+
+
+def last_value() -> common.ReduceDataOptions:
+    return common.ReduceDataOptions().calcs(["lastNotNull"]).fields("").values(False)
+
+
+def single(
+    title: str,
+    description: str,
+    query: prometheus.Dataquery,
+    unit: str = "short",
+    width: int = 4,
+    height: int = 4,
+) -> stat.Panel:
+    """A stat: the last value, with its sparkline."""
+    return (
+        _panel(stat.Panel(), title, description, (query,), unit, width, height)
+        .color_mode(c.BigValueColorMode.VALUE)
+        .graph_mode(c.BigValueGraphMode.AREA)
+        .justify_mode(c.BigValueJustifyMode.AUTO)
+        .orientation(c.VizOrientation.AUTO)
+        .reduce_options(last_value())
+        .text_mode(c.BigValueTextMode.AUTO)
+    )
+
+
+def bars(
+    title: str, description: str, query: prometheus.Dataquery, unit: str = "short"
+) -> bargauge.Panel:
+    """Horizontal bar gauges, one per series, of an instant query."""
+    return (
+        _panel(bargauge.Panel(), title, description, (query.instant(),), unit, 12, 8)
+        .min(0)
+        .display_mode(c.BarGaugeDisplayMode.GRADIENT)
+        .orientation(c.VizOrientation.HORIZONTAL)
+        .reduce_options(last_value())
+        .show_unfilled(True)
+    )
+
+
+def tabulate(
+    title: str,
+    description: str,
+    query: prometheus.Dataquery,
+    unit: str = "short",
+    width: int = 12,
+    height: int = 8,
+) -> table.Panel:
+    """A table of an instant query: one row per series, labels as columns, the value last."""
+    query.instant().format(PromQueryFormat.TABLE)
+    return (
+        _panel(table.Panel(), title, description, (query,), unit, width, height)
+        .cell_height(c.TableCellHeight.SM)
+        .show_header(True)
+        .with_transformation(
+            DataTransformerConfig(
+                id_val="organize",
+                options={"excludeByName": {"Time": True, "__name__": True, "job": True}},
+            )
+        )
+    )
+
+
+# -- dashboards and template variables -------------------------------------------------------
+
+
+def datasource_var() -> dashboard.DatasourceVariable:
+    var = (
+        dashboard.DatasourceVariable("datasource")
+        .label("Data source")
+        .type("prometheus")
+        .hide(VariableHide.DONT_HIDE)
+        .regex("")
+    )
+    var.build().refresh = VariableRefresh.ON_DASHBOARD_LOAD  # the builder has no refresh()
+    return var
 
 
 def query_var(
     name: str, label: str, query: str, *, multi: bool = False, include_all: bool = False
-) -> dict[str, Any]:
-    var: dict[str, Any] = {
-        "current": {},
-        "datasource": dict(DS),
-        "definition": query,
-        "hide": 0,
-        "includeAll": include_all,
-        "label": label,
-        "multi": multi,
-        "name": name,
-        "options": [],
-        "query": {
-            "qryType": 1,
-            "query": query,
-            "refId": "PrometheusVariableQueryEditor-VariableQuery",
-        },
-        "refresh": 2,  # on time range change: new schools and platforms appear
-        "regex": "",
-        "skipUrlSync": False,
-        "sort": 1,
-        "type": "query",
-    }
-    if include_all:
-        var["allValue"] = ".+"
-    return var
-
-
-# -- panels --------------------------------------------------------------------------------
-
-
-def _target(q: Q, ref: str) -> dict[str, Any]:
-    t: dict[str, Any] = {
-        "datasource": dict(DS),
-        "editorMode": "code",
-        "expr": q.expr,
-        "instant": q.instant,
-        "legendFormat": q.legend or "__auto",
-        "range": not q.instant,
-        "refId": ref,
-    }
-    if q.table:
-        t["format"] = "table"
-    return t
-
-
-def _panel_json(p: P, pid: int, x: int, y: int) -> dict[str, Any]:
-    grid = {"h": p.height, "w": p.width, "x": x, "y": y}
-    if p.kind == "row":
-        return {
-            "collapsed": False,
-            "gridPos": grid,
-            "id": pid,
-            "panels": [],
-            "title": p.title,
-            "type": "row",
-        }
-    defaults: dict[str, Any] = {"unit": p.unit}
-    if p.decimals is not None:
-        defaults["decimals"] = p.decimals
-    if p.links:
-        defaults["links"] = p.links
-    options: dict[str, Any]
-    if p.kind == "timeseries":
-        defaults["custom"] = {
-            "drawStyle": "line",
-            "fillOpacity": 20 if p.stack else 10,
-            "lineWidth": 1,
-            "showPoints": "never",
-            "stacking": {"group": "A", "mode": "normal" if p.stack else "none"},
-        }
-        defaults["min"] = 0
-        options = {
-            "legend": {
-                "calcs": ["mean", "max"],
-                "displayMode": "table",
-                "placement": "right",
-                "showLegend": True,
-            },
-            "tooltip": {"mode": "multi", "sort": "desc"},
-        }
-    elif p.kind == "stat":
-        options = {
-            "colorMode": "value",
-            "graphMode": "area",
-            "justifyMode": "auto",
-            "orientation": "auto",
-            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-            "textMode": "auto",
-        }
-    elif p.kind == "bargauge":
-        defaults["min"] = 0
-        options = {
-            "displayMode": "gradient",
-            "orientation": "horizontal",
-            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-            "showUnfilled": True,
-        }
-    elif p.kind == "table":
-        options = {"cellHeight": "sm", "showHeader": True}
-    else:
-        raise ValueError(f"panel {p.title!r}: unknown kind {p.kind!r}")
-    out: dict[str, Any] = {
-        "datasource": dict(DS),
-        "description": p.description,
-        "fieldConfig": {"defaults": defaults, "overrides": []},
-        "gridPos": grid,
-        "id": pid,
-        "options": options,
-        "targets": [_target(q, chr(ord("A") + i)) for i, q in enumerate(p.queries)],
-        "title": p.title,
-        "type": p.kind,
-    }
-    if p.kind == "table":
-        # one row per series, labels as columns, the value last
-        out["transformations"] = [
+) -> dashboard.QueryVariable:
+    var = (
+        dashboard.QueryVariable(name)
+        .label(label)
+        .datasource(DS)
+        .query(
             {
-                "id": "organize",
-                "options": {"excludeByName": {"Time": True, "__name__": True, "job": True}},
+                "qryType": 1,
+                "query": query,
+                "refId": "PrometheusVariableQueryEditor-VariableQuery",
             }
-        ]
+        )
+        .hide(VariableHide.DONT_HIDE)
+        .multi(multi)
+        .include_all(include_all)
+        .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)  # new schools and platforms appear
+        .regex("")
+        .sort(VariableSort.ALPHABETICAL_ASC)
+    )
+    return var.all_value(".+") if include_all else var
+
+
+def monitor_dashboard(
+    uid: str,
+    title: str,
+    description: str,
+    panels: list[Panel | dashboard.Row],
+    variables: list[dashboard.QueryVariable] | None = None,
+) -> dashboard.Dashboard:
+    """A dashboard of the monitor: tagged, linked to the others, its panels numbered and laid
+    out by the SDK, left to right: a row starts a new line, and so does a line of 24 columns
+    (keep each line's widths summing to 24; the tests fail on a panel past the grid's edge)."""
+    out = (
+        dashboard.Dashboard(title)
+        .uid(uid)
+        .description(description)
+        .tags(["monitor"])
+        .editable()
+        .tooltip(DashboardCursorSync.CROSSHAIR)
+        .time("now-6h", "now")
+        .refresh("1m")
+        .timezone("")
+        .week_start("")
+        .version(1)
+        .annotation(
+            dashboard.AnnotationQuery()
+            .built_in(1)
+            .datasource(DataSourceRef(type_val="grafana", uid="-- Grafana --"))
+            .enable(True)
+            .hide(True)
+            .icon_color("rgba(0, 211, 255, 1)")
+            .name("Annotations & Alerts")
+            .type("dashboard")
+        )
+        .link(
+            dashboard.DashboardLink("Monitor dashboards")
+            .type(DashboardLinkType.DASHBOARDS)
+            .tags(["monitor"])
+            .as_dropdown(True)
+            .icon("external link")
+            .keep_time(True)
+        )
+        .variables([datasource_var(), *(variables or [])])
+    )
+    for pid, panel in enumerate(panels, start=1):
+        if isinstance(panel, dashboard.Row):
+            out.with_row(panel.id(pid))
+        else:
+            out.with_panel(panel.id(pid))
     return out
-
-
-def layout(panels: list[P]) -> list[dict[str, Any]]:
-    """Place panels left to right, wrapping at the grid's width; a row starts a new line."""
-    out: list[dict[str, Any]] = []
-    x = y = 0
-    line_height = 0
-    for pid, p in enumerate(panels, start=1):
-        if p.kind == "row" or x + p.width > WIDTH:
-            y += line_height
-            x, line_height = 0, 0
-        out.append(_panel_json(p, pid, x, y))
-        x += p.width
-        line_height = max(line_height, p.height)
-        if p.kind == "row":
-            y += p.height
-            x, line_height = 0, 0
-    return out
-
-
-def dashboard(
-    uid: str, title: str, description: str, panels: list[P], variables: list[dict[str, Any]]
-) -> dict[str, Any]:
-    return {
-        "annotations": {
-            "list": [
-                {
-                    "builtIn": 1,
-                    "datasource": {"type": "grafana", "uid": "-- Grafana --"},
-                    "enable": True,
-                    "hide": True,
-                    "iconColor": "rgba(0, 211, 255, 1)",
-                    "name": "Annotations & Alerts",
-                    "type": "dashboard",
-                }
-            ]
-        },
-        "description": description,
-        "editable": True,
-        "fiscalYearStartMonth": 0,
-        "graphTooltip": 1,
-        "id": None,
-        "links": [
-            {
-                "asDropdown": True,
-                "icon": "external link",
-                "includeVars": False,
-                "keepTime": True,
-                "tags": ["monitor"],
-                "targetBlank": False,
-                "title": "Monitor dashboards",
-                "type": "dashboards",
-            }
-        ],
-        "panels": layout(panels),
-        "refresh": "1m",
-        "schemaVersion": SCHEMA_VERSION,
-        "tags": ["monitor"],
-        "templating": {"list": variables},
-        "time": {"from": "now-6h", "to": "now"},
-        "timepicker": {},
-        "timezone": "",
-        "title": title,
-        "uid": uid,
-        "version": 1,
-        "weekStart": "",
-    }
 
 
 # -- the dashboards ------------------------------------------------------------------------
@@ -291,364 +295,259 @@ BYPASS_NOTE = (
     "DNS-over-HTTPS resolvers, Tor); the recording rule behind this panel lists them and uses a "
     "fixed 5-minute rate."
 )
-SCHOOL_LINK = {
-    "targetBlank": False,
-    "title": "School ${__field.labels.school}",
-    "url": "/d/monitor-school/monitor-school"
-    "?var-school=${__field.labels.school}&${__url_time_range}",
-}
 
 
-def district_overview() -> dict[str, Any]:
+def school_link() -> dashboard.DashboardLink:
+    return dashboard.DashboardLink("School ${__field.labels.school}").url(
+        "/d/monitor-school/monitor-school?var-school=${__field.labels.school}&${__url_time_range}"
+    )
+
+
+def district_overview() -> dashboard.Dashboard:
     block = with_labels(REQ, 'decision="block"')
-    panels = [
-        row("At a glance"),
-        P(
-            "stat",
+    panels: list[Panel | dashboard.Row] = [
+        dashboard.Row("At a glance"),
+        single(
             "Requests per second",
             "Requests to catalogue platforms decided per second, all proxies and the sensor.",
-            [Q(f"sum({rate(REQ)})")],
-            width=4,
-            height=4,
+            q(f"sum({rate(REQ)})"),
             unit="reqps",
         ),
-        P(
-            "stat",
+        single(
             "Blocked share",
             "Share of requests to catalogue platforms that were blocked.",
-            [Q(f"(sum({rate(block)}) or vector(0)) / sum({rate(REQ)})")],
-            width=4,
-            height=4,
+            q(f"(sum({rate(block)}) or vector(0)) / sum({rate(REQ)})"),
             unit="percentunit",
         ),
-        P(
-            "stat",
+        single(
             "Students 12 and under blocked",
             "Blocked requests of students 12 and under (the COPPA band) in the dashboard's time "
             "range.",
-            [Q(f"sum(increase({with_labels(block, UNDER13)}[$__range])) or vector(0)")],
-            width=4,
-            height=4,
-            decimals=0,
-        ),
-        P(
-            "stat",
+            q(f"sum(increase({with_labels(block, UNDER13)}[$__range])) or vector(0)"),
+        ).decimals(0),
+        single(
             "Incidents",
             "Incident events raised by policy in the dashboard's time range, before deduplication.",
-            [Q('sum(increase(monitor_incidents_total{job="monitor"}[$__range])) or vector(0)')],
-            width=4,
-            height=4,
-            decimals=0,
-        ),
-        P(
-            "stat",
+            q('sum(increase(monitor_incidents_total{job="monitor"}[$__range])) or vector(0)'),
+        ).decimals(0),
+        single(
             "Bypass attempts per second",
             "Requests to bypass services per second, whatever the decision." + BYPASS_NOTE,
-            [Q(f"sum({BYPASS_RULE}) or vector(0)")],
-            width=4,
-            height=4,
+            q(f"sum({BYPASS_RULE}) or vector(0)"),
             unit="reqps",
         ),
-        P(
-            "stat",
+        single(
             "Proxies up",
             "Proxy instances that Prometheus scraped successfully at the last scrape.",
-            [Q('sum(up{job="monitor"})')],
-            width=4,
-            height=4,
-            decimals=0,
-        ),
-        row("Traffic"),
-        P(
-            "timeseries",
+            q('sum(up{job="monitor"})'),
+        ).decimals(0),
+        dashboard.Row("Traffic"),
+        graph(
             "Requests by platform (top 10)",
             "Requests per second to the ten busiest catalogue platforms at each point in time.",
-            [Q(f"topk(10, sum by (platform) ({rate(REQ)}))", "{{platform}}")],
+            q(f"topk(10, sum by (platform) ({rate(REQ)}))", "{{platform}}"),
             unit="reqps",
         ),
-        P(
-            "timeseries",
+        graph(
             "Decisions",
             "Requests per second by decision: allow, restrict (allowed with restrictions such as "
             "SafeSearch or YouTube restricted mode) and block.",
-            [Q(f"sum by (decision) ({rate(REQ)})", "{{decision}}")],
+            q(f"sum by (decision) ({rate(REQ)})", "{{decision}}"),
             unit="reqps",
             stack=True,
         ),
-        P(
-            "timeseries",
+        graph(
             "Requests by school",
             'Requests per second by school; "unknown" is traffic that could not be tied to a '
             "school. Click a series to open the school's dashboard.",
-            [Q(f"sum by (school) ({rate(REQ)})", "{{school}}")],
+            q(f"sum by (school) ({rate(REQ)})", "{{school}}"),
             unit="reqps",
             stack=True,
-            links=[SCHOOL_LINK],
-        ),
-        P(
-            "timeseries",
+        ).data_links([school_link()]),
+        graph(
             "Requests by source",
             "Requests decided on the proxy path and observations of the passive sensor (traffic "
             "that does not cross the proxy, such as QUIC).",
-            [Q(f"sum by (source) ({rate(REQ)})", "{{source}}")],
+            q(f"sum by (source) ({rate(REQ)})", "{{source}}"),
             unit="reqps",
             stack=True,
         ),
-        row("Policy"),
-        P(
-            "timeseries",
+        dashboard.Row("Policy"),
+        graph(
             "Blocks by age band",
             "Blocked requests per second by age band: under13 (12 and under), teen, adult, staff, "
             "unknown (not identified; treated by the policy's default).",
-            [Q(f"sum by (age_band) ({rate(block)})", "{{age_band}}")],
+            q(f"sum by (age_band) ({rate(block)})", "{{age_band}}"),
             unit="reqps",
             stack=True,
         ),
-        P(
-            "timeseries",
+        graph(
             "Blocked share by age band",
             "Share of each age band's requests that were blocked.",
-            [
-                Q(
-                    f"sum by (age_band) ({rate(block)}) / sum by (age_band) ({rate(REQ)})",
-                    "{{age_band}}",
-                )
-            ],
+            q(
+                f"sum by (age_band) ({rate(block)}) / sum by (age_band) ({rate(REQ)})",
+                "{{age_band}}",
+            ),
             unit="percentunit",
         ),
-        P(
-            "timeseries",
+        graph(
             "Incidents by severity",
             "Incident events per second raised by policy, by severity (low, medium, high), before "
             "deduplication.",
-            [
-                Q(
-                    f"sum by (severity) ({rate(INC)})",
-                    "{{severity}}",
-                )
-            ],
-            unit="short",
+            q(f"sum by (severity) ({rate(INC)})", "{{severity}}"),
             stack=True,
         ),
-        P(
-            "table",
+        tabulate(
             "Incidents by school and severity",
             "Incident events in the dashboard's time range, per school and severity.",
-            [
-                Q(
-                    f"sum by (school, severity) (increase({INC}[$__range]))",
-                    instant=True,
-                    table=True,
-                )
-            ],
-            decimals=0,
-        ),
-        P(
-            "bargauge",
+            q(f"sum by (school, severity) (increase({INC}[$__range]))"),
+        ).decimals(0),
+        bars(
             "Top platforms",
             "The ten platforms with the most requests in the dashboard's time range.",
-            [
-                Q(
-                    f"topk(10, sum by (platform) (increase({REQ}[$__range])))",
-                    "{{platform}}",
-                    instant=True,
-                )
-            ],
-            decimals=0,
-        ),
-        P(
-            "bargauge",
+            q(f"topk(10, sum by (platform) (increase({REQ}[$__range])))", "{{platform}}"),
+        ).decimals(0),
+        bars(
             "Top blocked platforms",
             "The ten platforms with the most blocked requests in the dashboard's time range.",
-            [
-                Q(
-                    f"topk(10, sum by (platform) (increase({block}[$__range])))",
-                    "{{platform}}",
-                    instant=True,
-                )
-            ],
-            decimals=0,
-        ),
-        row("Bypass attempts"),
-        P(
-            "timeseries",
+            q(f"topk(10, sum by (platform) (increase({block}[$__range])))", "{{platform}}"),
+        ).decimals(0),
+        dashboard.Row("Bypass attempts"),
+        graph(
             "Bypass attempts by service",
             "Requests per second to each bypass service, whatever the decision." + BYPASS_NOTE,
-            [Q(f"sum by (platform) ({BYPASS_RULE})", "{{platform}}")],
+            q(f"sum by (platform) ({BYPASS_RULE})", "{{platform}}"),
             unit="reqps",
             stack=True,
         ),
-        P(
-            "timeseries",
+        graph(
             "Bypass attempts by school",
             "Requests per second to bypass services, per school." + BYPASS_NOTE,
-            [Q(f"sum by (school) ({BYPASS_RULE})", "{{school}}")],
+            q(f"sum by (school) ({BYPASS_RULE})", "{{school}}"),
             unit="reqps",
             stack=True,
-            links=[SCHOOL_LINK],
-        ),
+        ).data_links([school_link()]),
     ]
-    return dashboard(
+    return monitor_dashboard(
         "monitor-district-overview",
         "Monitor / District overview",
         "Social media traffic across the district: platforms, decisions, age bands, incidents and "
         "bypass attempts.",
         panels,
-        [datasource_var()],
     )
 
 
-def school() -> dict[str, Any]:
+def school() -> dashboard.Dashboard:
     block = with_labels(REQ_SCHOOL, 'decision="block"')
     where = "at the selected school, for the selected platforms"
-    panels = [
-        row("At a glance"),
-        P(
-            "stat",
+    panels: list[Panel | dashboard.Row] = [
+        dashboard.Row("At a glance"),
+        single(
             "Requests per second",
             f"Requests decided per second {where}.",
-            [Q(f"sum({rate(REQ_SCHOOL)})")],
-            width=5,
-            height=4,
+            q(f"sum({rate(REQ_SCHOOL)})"),
             unit="reqps",
+            width=5,
         ),
-        P(
-            "stat",
+        single(
             "Blocked share",
             f"Share of requests {where} that were blocked.",
-            [Q(f"(sum({rate(block)}) or vector(0)) / sum({rate(REQ_SCHOOL)})")],
-            width=5,
-            height=4,
+            q(f"(sum({rate(block)}) or vector(0)) / sum({rate(REQ_SCHOOL)})"),
             unit="percentunit",
+            width=5,
         ),
-        P(
-            "stat",
+        single(
             "Students 12 and under blocked",
             f"Blocked requests of students 12 and under {where}, in the dashboard's time range.",
-            [Q(f"sum(increase({with_labels(block, UNDER13)}[$__range])) or vector(0)")],
+            q(f"sum(increase({with_labels(block, UNDER13)}[$__range])) or vector(0)"),
             width=5,
-            height=4,
-            decimals=0,
-        ),
-        P(
-            "stat",
+        ).decimals(0),
+        single(
             "Incidents",
             f"Incident events {where}, in the dashboard's time range, before deduplication.",
-            [
-                Q(
-                    'sum(increase(monitor_incidents_total{job="monitor", school="$school", '
-                    'platform=~"$platform"}[$__range])) or vector(0)'
-                )
-            ],
+            q(f"sum(increase({INC_SCHOOL}[$__range])) or vector(0)"),
             width=5,
-            height=4,
-            decimals=0,
-        ),
-        P(
-            "stat",
+        ).decimals(0),
+        single(
             "Bypass attempts per second",
             "Requests per second to bypass services at the selected school (all services: the "
             "platform selection does not apply)." + BYPASS_NOTE,
-            [Q(f'sum({BYPASS_RULE}{{school="$school"}}) or vector(0)')],
-            width=4,
-            height=4,
+            q(f'sum({BYPASS_RULE}{{school="$school"}}) or vector(0)'),
             unit="reqps",
         ),
-        row("Traffic"),
-        P(
-            "timeseries",
+        dashboard.Row("Traffic"),
+        graph(
             "Requests by platform and decision",
             f"Requests per second by platform and decision {where}.",
-            [Q(f"sum by (platform, decision) ({rate(REQ_SCHOOL)})", "{{platform}} {{decision}}")],
+            q(f"sum by (platform, decision) ({rate(REQ_SCHOOL)})", "{{platform}} {{decision}}"),
             unit="reqps",
         ),
-        P(
-            "timeseries",
+        graph(
             "Requests by activity",
             f"Requests per second by activity (view, post, upload, message, login, stream, live, "
             f"embed) {where}.",
-            [Q(f"sum by (activity) ({rate(REQ_SCHOOL)})", "{{activity}}")],
+            q(f"sum by (activity) ({rate(REQ_SCHOOL)})", "{{activity}}"),
             unit="reqps",
             stack=True,
         ),
-        P(
-            "timeseries",
+        graph(
             "Requests by age band",
             f"Requests per second by age band {where}.",
-            [Q(f"sum by (age_band) ({rate(REQ_SCHOOL)})", "{{age_band}}")],
+            q(f"sum by (age_band) ({rate(REQ_SCHOOL)})", "{{age_band}}"),
             unit="reqps",
             stack=True,
         ),
-        P(
-            "timeseries",
+        graph(
             "Requests by source",
             f"Requests on the proxy path and sensor observations {where}.",
-            [Q(f"sum by (source) ({rate(REQ_SCHOOL)})", "{{source}}")],
+            q(f"sum by (source) ({rate(REQ_SCHOOL)})", "{{source}}"),
             unit="reqps",
             stack=True,
         ),
-        row("Policy"),
-        P(
-            "timeseries",
+        dashboard.Row("Policy"),
+        graph(
             "Blocks by age band",
             f"Blocked requests per second by age band {where}.",
-            [Q(f"sum by (age_band) ({rate(block)})", "{{age_band}}")],
+            q(f"sum by (age_band) ({rate(block)})", "{{age_band}}"),
             unit="reqps",
             stack=True,
         ),
-        P(
-            "timeseries",
+        graph(
             "Blocked share of students 12 and under",
             "Share of the requests of students 12 and under at the selected school that were "
             "blocked (all platforms, 5-minute rate): the signal of the MonitorUnder13BlocksSpike "
             "alert.",
-            [Q('school:monitor_under13_blocks:ratio_rate5m{school="$school"}', "{{school}}")],
+            q('school:monitor_under13_blocks:ratio_rate5m{school="$school"}', "{{school}}"),
             unit="percentunit",
         ),
-        P(
-            "timeseries",
+        graph(
             "Incidents by severity",
             f"Incident events per second by severity {where}.",
-            [
-                Q(
-                    f"sum by (severity) ({rate(INC_SCHOOL)})",
-                    "{{severity}}",
-                )
-            ],
+            q(f"sum by (severity) ({rate(INC_SCHOOL)})", "{{severity}}"),
             stack=True,
         ),
-        P(
-            "timeseries",
+        graph(
             "Bypass attempts by service",
             "Requests per second to each bypass service at the selected school (the platform "
             "selection does not apply)." + BYPASS_NOTE,
-            [Q(f'sum by (platform) ({BYPASS_RULE}{{school="$school"}})', "{{platform}}")],
+            q(f'sum by (platform) ({BYPASS_RULE}{{school="$school"}})', "{{platform}}"),
             unit="reqps",
             stack=True,
         ),
-        P(
-            "table",
+        tabulate(
             "Platforms and decisions",
             f"Requests in the dashboard's time range by platform and decision {where}.",
-            [
-                Q(
-                    f"sum by (platform, decision) (increase({REQ_SCHOOL}[$__range]))",
-                    instant=True,
-                    table=True,
-                )
-            ],
+            q(f"sum by (platform, decision) (increase({REQ_SCHOOL}[$__range]))"),
             width=24,
-            decimals=0,
-        ),
+        ).decimals(0),
     ]
-    return dashboard(
+    return monitor_dashboard(
         "monitor-school",
         "Monitor / School",
         "One school's social media traffic: platforms, activities, age bands, blocks, incidents "
         "and bypass attempts.",
         panels,
         [
-            datasource_var(),
             query_var(
                 "school", "School", 'label_values(monitor_requests_total{job="monitor"}, school)'
             ),
@@ -663,232 +562,178 @@ def school() -> dict[str, Any]:
     )
 
 
-def proxy_health() -> dict[str, Any]:
+def proxy_health() -> dashboard.Dashboard:
     inst = 'job="monitor", instance=~"$instance"'
-    req = f"monitor_requests_total{{{inst}}}"
     conn = f"monitor_connections_total{{{inst}}}"
 
     def sel(metric: str) -> str:
         return f"{metric}{{{inst}}}"
 
-    def quantile(q: float, metric: str, by: str = "") -> str:
-        return (
-            f"histogram_quantile({q}, sum by ({by}le) "
-            f"(rate({metric}_bucket{{{inst}}}[$__rate_interval])))"
-        )
+    def quantile(q: float, metric: str) -> str:
+        return f"histogram_quantile({q}, sum by (le) ({rate(sel(metric + '_bucket'))}))"
 
-    panels = [
-        row("Availability"),
-        P(
-            "stat",
+    panels: list[Panel | dashboard.Row] = [
+        dashboard.Row("Availability"),
+        single(
             "Proxies up",
             "Selected proxy instances that answered the last scrape.",
-            [Q(f"sum(up{{{inst}}})")],
-            width=4,
-            height=4,
-            decimals=0,
-        ),
-        P(
-            "stat",
+            q(f"sum({sel('up')})"),
+        ).decimals(0),
+        single(
             "Proxies down",
             "Selected proxy instances that failed the last scrape (see the MonitorProxyDown "
             "alert).",
-            [Q(f"count(up{{{inst}}} == 0) or vector(0)")],
-            width=4,
-            height=4,
-            decimals=0,
-        ),
-        P(
-            "timeseries",
+            q(f"count({sel('up')} == 0) or vector(0)"),
+        ).decimals(0),
+        graph(
             "Up by instance",
             "1 when Prometheus scraped the instance, 0 when the scrape failed.",
-            [Q(f"up{{{inst}}}", "{{instance}}")],
+            q(sel("up"), "{{instance}}"),
             width=8,
             height=4,
         ),
-        P(
-            "table",
+        tabulate(
             "Versions",
             "The monitor version each instance runs.",
-            [Q(f"monitor_build_info{{{inst}}}", instant=True, table=True)],
+            q(sel("monitor_build_info")),
             width=8,
             height=4,
         ),
-        row("Throughput"),
-        P(
-            "timeseries",
+        dashboard.Row("Throughput"),
+        graph(
             "Requests decided per instance",
             "Requests to catalogue platforms decided per second by each instance. One mitmproxy "
             "process uses one core: a few hundred decrypted requests per second is its ceiling.",
-            [Q(f"sum by (instance) ({rate(req)})", "{{instance}}")],
+            q(f"sum by (instance) ({rate(sel('monitor_requests_total'))})", "{{instance}}"),
             unit="reqps",
         ),
-        P(
-            "timeseries",
+        graph(
             "Connections by outcome",
             "Client connections per second: passthrough (not decrypted), intercepted (decrypted "
             "to decide per request), refused (closed without decrypting).",
-            [Q(f"sum by (outcome) ({rate(conn)})", "{{outcome}}")],
+            q(f"sum by (outcome) ({rate(conn)})", "{{outcome}}"),
             unit="cps",
             stack=True,
         ),
-        P(
-            "timeseries",
+        graph(
             "Intercepted share per instance",
             "Share of client connections each instance decrypts. A decrypted connection costs "
             "roughly twelve times one passed through, so this share sets the capacity.",
-            [
-                Q(
-                    f"sum by (instance) ({rate(with_labels(conn, INTERCEPTED))}) "
-                    f"/ sum by (instance) ({rate(conn)})",
-                    "{{instance}}",
-                )
-            ],
+            q(
+                f"sum by (instance) ({rate(with_labels(conn, INTERCEPTED))}) "
+                f"/ sum by (instance) ({rate(conn)})",
+                "{{instance}}",
+            ),
             unit="percentunit",
         ),
-        P(
-            "timeseries",
+        graph(
             "Samples per scrape",
             "Samples in each instance's metrics. Labels come from bounded sets only, so this "
             "should level off however many students there are.",
-            [Q(f"scrape_samples_scraped{{{inst}}}", "{{instance}}")],
+            q(sel("scrape_samples_scraped"), "{{instance}}"),
         ),
-        row("Latency and errors"),
-        P(
-            "timeseries",
+        dashboard.Row("Latency and errors"),
+        graph(
             "Decision latency",
             "Time to identify, classify and decide one request, 50th and 99th percentiles over "
             "the selected instances (from the histogram's buckets).",
-            [
-                Q(quantile(0.5, "monitor_decision_duration_seconds"), "p50"),
-                Q(quantile(0.99, "monitor_decision_duration_seconds"), "p99"),
-            ],
+            q(quantile(0.5, "monitor_decision_duration_seconds"), "p50"),
+            q(quantile(0.99, "monitor_decision_duration_seconds"), "p99"),
             unit="s",
         ),
-        P(
-            "timeseries",
+        graph(
             "Mean decision latency per instance",
             "Mean time to decide one request, per instance.",
-            [
-                Q(
-                    f"sum by (instance) ({rate(sel('monitor_decision_duration_seconds_sum'))}) "
-                    f"/ sum by (instance) ({rate(sel('monitor_decision_duration_seconds_count'))})",
-                    "{{instance}}",
-                )
-            ],
+            q(
+                f"sum by (instance) ({rate(sel('monitor_decision_duration_seconds_sum'))}) "
+                f"/ sum by (instance) ({rate(sel('monitor_decision_duration_seconds_count'))})",
+                "{{instance}}",
+            ),
             unit="s",
         ),
-        P(
-            "timeseries",
+        graph(
             "Flow errors by failure mode",
             "Flows whose handling raised inside the addon, per second: closed (blocked: under-13 "
             "and unknown students) or open (let through). See the MonitorFlowErrors alert.",
-            [
-                Q(
-                    f"sum by (instance, mode) ({rate(sel('monitor_flow_errors_total'))})",
-                    "{{instance}} {{mode}}",
-                )
-            ],
+            q(
+                f"sum by (instance, mode) ({rate(sel('monitor_flow_errors_total'))})",
+                "{{instance}} {{mode}}",
+            ),
             width=24,
         ),
-        row("Incident pipeline"),
-        P(
-            "timeseries",
+        dashboard.Row("Incident pipeline"),
+        graph(
             "Incident queue depth",
             "Incident events waiting in memory to be written (the queue is bounded; when full, "
             "events are dropped).",
-            [Q(f"monitor_incident_queue_depth{{{inst}}}", "{{instance}}")],
+            q(sel("monitor_incident_queue_depth"), "{{instance}}"),
         ),
-        P(
-            "timeseries",
+        graph(
             "Incidents dropped and spooled",
             "Incident events per second dropped because the queue was full (lost), and written to "
             "the local spool because the store failed (replayed later).",
-            [
-                Q(
-                    f"sum by (instance) ({rate(sel('monitor_incident_queue_dropped_total'))})",
-                    "dropped {{instance}}",
-                ),
-                Q(
-                    f"sum by (instance) ({rate(f'monitor_incident_spooled_total{{{inst}}}')})",
-                    "spooled {{instance}}",
-                ),
-            ],
+            q(
+                f"sum by (instance) ({rate(sel('monitor_incident_queue_dropped_total'))})",
+                "dropped {{instance}}",
+            ),
+            q(
+                f"sum by (instance) ({rate(sel('monitor_incident_spooled_total'))})",
+                "spooled {{instance}}",
+            ),
         ),
-        P(
-            "timeseries",
+        graph(
             "Store write latency",
             "Time to write one batch of incidents to the store, 50th and 99th percentiles.",
-            [
-                Q(quantile(0.5, "monitor_store_write_duration_seconds"), "p50"),
-                Q(quantile(0.99, "monitor_store_write_duration_seconds"), "p99"),
-            ],
+            q(quantile(0.5, "monitor_store_write_duration_seconds"), "p50"),
+            q(quantile(0.99, "monitor_store_write_duration_seconds"), "p99"),
             unit="s",
         ),
-        P(
-            "timeseries",
+        graph(
             "Store write failures",
             "Failed batch writes to the incident store per second (the batch goes to the spool).",
-            [
-                Q(
-                    f"sum by (instance) ({rate(f'monitor_store_write_failures_total{{{inst}}}')})",
-                    "{{instance}}",
-                )
-            ],
+            q(
+                f"sum by (instance) ({rate(sel('monitor_store_write_failures_total'))})",
+                "{{instance}}",
+            ),
         ),
-        row("Configuration"),
-        P(
-            "timeseries",
+        dashboard.Row("Configuration"),
+        graph(
             "Configuration reloads",
             "Reload attempts by component and result (success, failure); a failure keeps the "
             "previous version in force. See the MonitorConfigReloadFailing alert.",
-            [
-                Q(
-                    f"sum by (component, result) (increase(monitor_config_reloads_total{{{inst}}}"
-                    f"[$__rate_interval]))",
-                    "{{component}} {{result}}",
-                )
-            ],
-            decimals=0,
-        ),
-        P(
-            "table",
+            q(
+                f"sum by (component, result) "
+                f"(increase({sel('monitor_config_reloads_total')}[{RI}]))",
+                "{{component}} {{result}}",
+            ),
+        ).decimals(0),
+        tabulate(
             "Since last successful reload",
             "Seconds since each component was last loaded successfully, per instance. Old is "
             "normal when the files have not changed.",
-            [
-                Q(
-                    f"time() - monitor_config_last_reload_success_timestamp_seconds{{{inst}}}",
-                    instant=True,
-                    table=True,
-                )
-            ],
+            q(f"time() - {sel('monitor_config_last_reload_success_timestamp_seconds')}"),
             unit="s",
         ),
-        P(
-            "table",
+        tabulate(
             "Configuration size",
             "Entries in the configuration in force: people, schools, platforms, rules, devices, "
             "leases, static addresses.",
-            [Q(f"monitor_config_entries{{{inst}}}", instant=True, table=True)],
-            decimals=0,
-        ),
-        P(
-            "table",
+            q(sel("monitor_config_entries")),
+        ).decimals(0),
+        tabulate(
             "Configuration versions",
             "Content hashes of the configuration in force; instances that disagree run different "
             "files.",
-            [Q(f"monitor_config_info{{{inst}}}", instant=True, table=True)],
+            q(sel("monitor_config_info")),
         ),
     ]
-    return dashboard(
+    return monitor_dashboard(
         "monitor-proxy-health",
         "Monitor / Proxy health",
         "The monitor proxies: availability, throughput, decision latency, errors, the incident "
         "pipeline and configuration reloads.",
         panels,
         [
-            datasource_var(),
             query_var(
                 "instance",
                 "Instance",
@@ -900,15 +745,16 @@ def proxy_health() -> dict[str, Any]:
     )
 
 
-DASHBOARDS = {
+DASHBOARDS: dict[str, Callable[[], dashboard.Dashboard]] = {
     "district-overview.json": district_overview,
     "school.json": school,
     "proxy-health.json": proxy_health,
 }
 
 
-def render(build: Any) -> str:
-    return json.dumps(build(), indent=2, ensure_ascii=False) + "\n"
+def render(build: Callable[[], dashboard.Dashboard]) -> str:
+    model = build().build()
+    return json.dumps(model, cls=JSONEncoder, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
