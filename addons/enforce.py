@@ -74,7 +74,7 @@ class Enforce:
             if platform is None:
                 return  # plain HTTP to a host outside the catalogue: not our business
             now = time.time()
-            activity, decision = decide_request(
+            activity, ruling = decide_request(
                 district,
                 who,
                 platform,
@@ -85,14 +85,15 @@ class Enforce:
                 now,
             )
             self.rt.metrics.decision_seconds.observe(time.perf_counter() - started)
+            decision = ruling.decision
             flow.metadata["monitor"] = {
                 "platform": platform.id,
                 "activity": activity,
                 "action": decision.action,
                 "rule": decision.rule_id,
             }
-            lab = self.rt.labels(who, now)
-            self.rt.record(who, lab, platform.id, activity, host, decision, now)
+            school = district.school_label(ruling.school)
+            self.rt.record(who, ruling, school, platform.id, activity, host, now)
             if decision.action == "block":
                 self._block(flow, platform.name, host, activity, decision, now)
             elif decision.action == "restrict":

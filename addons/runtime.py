@@ -19,11 +19,9 @@ from typing import Any
 from mitmproxy import exceptions
 
 from monitor.district import COMPONENTS, District, DistrictLoader, pseudonym_key
-from monitor.flow.engine import Labels, labels
 from monitor.flow.metrics import Metrics
 from monitor.flow.recording import DecisionLog, open_recorder
 from monitor.incidents.recorder import Recorder
-from monitor.model import Identity
 from monitor.yamlfile import ConfigError
 
 log = logging.getLogger("monitor")
@@ -192,10 +190,6 @@ class Runtime:
                 log.info("monitor: reloaded %s", ", ".join(ok))
 
     # -- helpers for the other addons ------------------------------------------------------
-
-    def labels(self, who: Identity, when: float) -> Labels:
-        assert self.district is not None
-        return labels(self.district, who, when)
 
     @property
     def record(self) -> Callable[..., object]:

@@ -22,6 +22,7 @@ from mitmproxy.proxy.layers.tls import parse_client_hello
 
 from monitor.flow.engine import ConnectionPlan, plan_connection
 from monitor.model import Identity
+from monitor.rules.decide import group_band
 
 from .runtime import Runtime
 
@@ -55,10 +56,11 @@ def fails_closed(who: Identity | None, runtime: Runtime) -> bool:
     students (the strict side of COPPA), open for everybody else."""
     if who is None or who.person is None:
         return True
-    if not who.person.is_student:
+    if not who.person.is_student or runtime.district is None:
         return False
-    lab = runtime.labels(who, time.time())
-    return lab.age_band in ("under13", "unknown")
+    policy = runtime.district.policy
+    _, band = group_band(policy, who.person, policy.local(time.time())[0])
+    return band == "under13"
 
 
 class Selective:
@@ -183,11 +185,11 @@ class Selective:
     def _record_refusal(self, st: ConnState, plan: ConnectionPlan) -> None:
         """A refused connection is one blocked attempt: counted as a request (activity
         ``view``, since no request was read) and an incident when the rule asks for one."""
-        if plan.decision is None or plan.platform is None:
+        r, district = plan.ruling, self.rt.district
+        if r is None or plan.platform is None or district is None:
             return
-        now = time.time()
-        lab = self.rt.labels(st.who, now)
-        self.rt.record(st.who, lab, plan.platform.id, "view", plan.host or "", plan.decision, now)
+        school = district.school_label(r.school)
+        self.rt.record(st.who, r, school, plan.platform.id, "view", plan.host or "", time.time())
 
 
 def _server_host(context: Context) -> str | None:

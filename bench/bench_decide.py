@@ -24,8 +24,8 @@ from monitor.model import Device, Identity, Person
 from monitor.platforms import catalogue as catalogue_mod
 from monitor.platforms.catalogue import Catalogue, Platform
 from monitor.rules.decide import decide
+from monitor.rules.loader import load_policy
 from monitor.rules.overrides import Override, OverrideSet
-from monitor.rules.policy import load_policy
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = ROOT / "tests" / "data" / "policy_example.yaml"

@@ -270,7 +270,7 @@ def generate_district(base: Path) -> Path:
     )
     policy = district / "policy.yaml"
     text = policy.read_text()
-    # as tests/test_proxy_e2e.py does: every day is a school day, all day long
+    # as tests/addons/test_proxy_e2e.py does: every day is a school day, all day long
     text, n = re.subn(
         r'\{days: \[mon-fri\], start: "08:00", end: "15:00"\}',
         '{days: [mon-sun], start: "00:00", end: "23:59"}',

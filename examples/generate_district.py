@@ -41,7 +41,8 @@ from zoneinfo import ZoneInfo
 from monitor.model import Device, Identity, Person, School, age_on
 from monitor.platforms import catalogue as catalogue_mod
 from monitor.rules.decide import decide
-from monitor.rules.policy import Policy, load_policy
+from monitor.rules.loader import load_policy
+from monitor.rules.policy import Policy
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "examples" / "district"

@@ -41,8 +41,9 @@ from monitor.people.roster import Roster, load_roster
 from monitor.platforms import catalogue as catalogue_mod
 from monitor.platforms.catalogue import Catalogue
 from monitor.platforms.classify import Classifier
+from monitor.rules.loader import load_policy
 from monitor.rules.overrides import OverrideSet, OverrideStore
-from monitor.rules.policy import Policy, load_policy
+from monitor.rules.policy import Policy
 from monitor.yamlfile import ConfigError, LineDict, load_yaml, validate
 
 CONFIG_FILE = "district.yaml"

@@ -1,9 +1,14 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import settings
 
 from monitor.platforms import catalogue as catalogue_mod
 from monitor.platforms.classify import Classifier
+
+# The machines are shared and noisy: no per-example deadline (speed is measured in bench/).
+settings.register_profile("monitor", deadline=None)
+settings.load_profile("monitor")
 
 
 @pytest.fixture(scope="session")

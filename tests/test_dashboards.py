@@ -39,7 +39,7 @@ from monitor.flow.metrics import Metrics
 from monitor.model import Person, age_band_for, age_on
 from monitor.platforms.catalogue import Catalogue
 from monitor.rules.decide import decide
-from monitor.rules.policy import load_policy
+from monitor.rules.loader import load_policy
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARDS = ROOT / "dashboards"

@@ -30,7 +30,8 @@ from monitor.people.leases import LeaseTable, read_leases
 from monitor.people.roster import Problem, Roster, load_roster
 from monitor.platforms.catalogue import Catalogue
 from monitor.rules.decide import decide
-from monitor.rules.policy import Policy, load_policy
+from monitor.rules.loader import load_policy
+from monitor.rules.policy import Policy
 from monitor.yamlfile import load_yaml
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,5 +1,6 @@
 """The ``monitor`` command. Each module in this package adds its commands to the group:
-a module defines ``register(group: click.Group) -> None``."""
+a module defines ``register(group: click.Group) -> None``. The top layer: may import
+anything."""
 
 from __future__ import annotations
 

@@ -9,11 +9,11 @@ import click
 
 from monitor.cli._common import load_district
 from monitor.district import District, pseudonym_key
-from monitor.flow.engine import labels
 from monitor.incidents.events import pseudonym
 from monitor.platforms.activity import request_activity
 from monitor.platforms.classify import normalise_host
-from monitor.rules.decide import explain as explain_decision
+from monitor.rules.decide import band_label
+from monitor.rules.explain import explain as explain_decision
 
 
 def parse_at(value: str | None, district: District) -> datetime:
@@ -91,10 +91,9 @@ def explain_cmd(
         else None
     )
     ex = explain_decision(district.policy, who, None, platform, activity, when, district.overrides)
-    lab = labels(district, who, when.timestamp())
     person = who.person
     pid = pseudonym(pseudonym_key(district), person.sourced_id) if person else None
-    school = lab.school
+    school = district.school_label(ex.schools[0] if ex.schools else None)
     grade = ",".join(person.grades) if person and person.grades else "-"
     d = ex.decision
     if fmt == "json":
@@ -109,7 +108,7 @@ def explain_cmd(
                 "pseudonym": pid,
                 "school": school,
                 "grade": grade,
-                "age_band_label": lab.age_band,
+                "age_band_label": band_label(ex.group, ex.band),
                 "host": norm,
                 "page_host": platform.is_page_host(norm) if platform and norm else None,
             }

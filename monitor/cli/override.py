@@ -19,8 +19,9 @@ from monitor.district import District
 from monitor.model import STAFF_ROLES
 from monitor.platforms import catalogue as catalogue_mod
 from monitor.platforms.catalogue import Catalogue
+from monitor.rules.loader import load_policy
 from monitor.rules.overrides import DEFAULT_MAX_LENGTH, Override, OverrideStore
-from monitor.rules.policy import Policy, load_policy
+from monitor.rules.policy import Policy
 from monitor.yamlfile import ConfigError
 
 _HHMM = re.compile(r"^(\d{1,2}):(\d{2})$")

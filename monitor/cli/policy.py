@@ -8,7 +8,8 @@ import click
 
 from monitor.cli._common import catalog_option
 from monitor.platforms import catalogue as catalogue_mod
-from monitor.rules.policy import Policy, load_policy
+from monitor.rules.loader import load_policy
+from monitor.rules.policy import Policy
 from monitor.yamlfile import ConfigError
 
 

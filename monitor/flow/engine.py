@@ -11,11 +11,11 @@ from datetime import datetime
 from typing import Literal
 
 from monitor.district import District
-from monitor.model import Decision, Identity
+from monitor.model import Identity
 from monitor.platforms.activity import request_activity
-from monitor.platforms.catalogue import ACTIVITIES, Platform
+from monitor.platforms.catalogue import Platform
 from monitor.platforms.classify import normalise_host
-from monitor.rules.decide import connection_decision, decide, group_band, schools_of
+from monitor.rules.decide import Ruling, blocked_for_every_activity, connection_decision, ruling
 
 Outcome = Literal["passthrough", "intercept", "refuse"]
 
@@ -25,27 +25,7 @@ class ConnectionPlan:
     outcome: Outcome
     platform: Platform | None
     host: str | None  # normalised
-    decision: Decision | None  # known for the whole connection, when it is
-
-
-@dataclass(frozen=True, slots=True)
-class Labels:
-    """Bounded metric labels for one person."""
-
-    age_band: str  # under13 | teen | adult | staff | unknown
-    school: str  # school identifier | unknown
-
-
-def labels(district: District, who: Identity, when: float) -> Labels:
-    """The person's age band (``staff`` or ``unknown`` outside students) and school, as the
-    policy sees them: the same band and school that :func:`monitor.rules.decide.decide` uses."""
-    policy = district.policy
-    group, band = group_band(policy, who.person, policy.local(when)[0])
-    schools = schools_of(who.person, who.device)
-    return Labels(
-        band if group == "student" and band is not None else group,
-        district.school_label(schools[0] if schools else None),
-    )
+    ruling: Ruling | None  # when the connection is refused or blocked: what every request gets
 
 
 def plan_connection(
@@ -73,28 +53,19 @@ def plan_connection(
             host = h
     if platform is None:
         return ConnectionPlan("passthrough", None, host, None)
-    d = connection_decision(district.policy, who, None, platform, when, district.overrides)
-    if d is not None and d.action == "allow":
-        return ConnectionPlan("passthrough", platform, host, d)
-    if d is None:
-        # the decision depends on the request; but if every activity is blocked, the API and
-        # media hosts can still be refused without decrypting (a page host shows the page)
-        if not _blocked_for_every_activity(district, who, platform, when):
-            return ConnectionPlan("intercept", platform, host, None)
-        d = decide(district.policy, who, None, platform, None, when, district.overrides)
-    if host is not None and platform.is_page_host(host):
-        return ConnectionPlan("intercept", platform, host, d)
-    return ConnectionPlan("refuse", platform, host, d)
-
-
-def _blocked_for_every_activity(
-    district: District, who: Identity, platform: Platform, when: float
-) -> bool:
     policy, overrides = district.policy, district.overrides
-    return all(
-        decide(policy, who, None, platform, a, when, overrides).action == "block"
-        for a in ACTIVITIES
-    )
+    d = connection_decision(policy, who, None, platform, when, overrides)
+    if d is not None and d.action == "allow":
+        return ConnectionPlan("passthrough", platform, host, None)
+    if d is None and not blocked_for_every_activity(policy, who, None, platform, when, overrides):
+        return ConnectionPlan("intercept", platform, host, None)
+    # Blocked for every request. The ruling recorded for a refusal: the one decision every
+    # activity gets (that of "view"), or, when rules differ by activity, the connection's own.
+    r = ruling(policy, who, None, platform, "view" if d is not None else None, when, overrides)
+    if host is not None and platform.is_page_host(host):
+        # the API and media hosts are refused without decrypting; a page host shows the page
+        return ConnectionPlan("intercept", platform, host, r)
+    return ConnectionPlan("refuse", platform, host, r)
 
 
 def decide_request(
@@ -106,11 +77,11 @@ def decide_request(
     path: str,
     headers: Mapping[str, str],
     when: float | datetime,
-) -> tuple[str, Decision]:
-    """The activity of one request and the decision for it."""
+) -> tuple[str, Ruling]:
+    """The activity of one request and the ruling on it."""
     activity = request_activity(
         platform, method, host, path, headers, district.classifier.platform_of
     )
-    return activity, decide(
+    return activity, ruling(
         district.policy, who, None, platform, activity, when, district.overrides
     )

@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from monitor.district import District
-from monitor.flow.engine import Labels
 from monitor.flow.metrics import Metrics
 from monitor.incidents.events import UNKNOWN_PERSON, IncidentEvent, pseudonym
 from monitor.incidents.recorder import Recorder, RecorderStats
-from monitor.model import AGE_BANDS, Decision, Identity
+from monitor.model import AGE_BANDS, Identity
+from monitor.rules.decide import Ruling
 
 log = logging.getLogger("monitor")
 
@@ -45,33 +45,36 @@ class DecisionLog:
     def record(
         self,
         who: Identity,
-        lab: Labels,
+        ruling: Ruling,
+        school: str,
         platform: str,
         activity: str,
         host: str,
-        decision: Decision,
         when: float,
         source: str = "proxy",
         *,
         count_request: bool = True,
     ) -> IncidentEvent | None:
-        """Count one decision; queue an incident when policy asks for one (and return it)."""
+        """Count one ruling; queue an incident when policy asks for one (and return it).
+
+        ``school`` is the bounded label of ``ruling.school`` (``District.school_label``).
+        """
         m = self.metrics
+        decision = ruling.decision
+        band = ruling.band
         if count_request:
-            m.requests.labels(
-                platform, activity, decision.action, lab.age_band, lab.school, source
-            ).inc()
+            m.requests.labels(platform, activity, decision.action, band, school, source).inc()
         if decision.incident is None:
             return None
-        m.incidents.labels(platform, decision.incident, lab.school, source).inc()
+        m.incidents.labels(platform, decision.incident, school, source).inc()
         person = who.person
         try:
             event = IncidentEvent(
                 time=datetime.fromtimestamp(when, UTC),
                 person=pseudonym(self.key, person.sourced_id) if person else UNKNOWN_PERSON,
-                school=lab.school if lab.school != "unknown" else "",
+                school=school if school != "unknown" else "",
                 grade=",".join(person.grades)[:16] if person else "",
-                age_band=lab.age_band if lab.age_band in AGE_BANDS else "",
+                age_band=band if band in AGE_BANDS else "",
                 role=person.role if person else "unknown",
                 platform=platform,
                 activity=activity,

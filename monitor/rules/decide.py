@@ -1,10 +1,10 @@
-"""The decision engine: (person, device, platform, activity, time) → Decision. Pure.
+"""The decision: (person, device, platform, activity, time) → Decision. Pure.
 
 * A host outside the catalogue (``platform is None``) is not this policy's business: allow,
   rule ``not-in-catalogue``.
 * The age band comes from birthDate on the *local* date of ``when`` in the district's time
   zone, so a birthday changes the band at local midnight. Students without birthDate get the
-  policy's ``missing_birthdate_band``; unknown people get ``unknown`` (see monitor.rules.policy).
+  policy's ``missing_birthdate_band``; unknown people get ``unknown`` (see monitor.rules.schema).
 * School hours are those of the person's first school, or of the device's school when the
   person has none.
 * Rules: first match wins (compiled lookup, see ``Policy.candidates``), then the default.
@@ -14,13 +14,15 @@
   the teen and adult bands, and to under-13s only on platforms designed for children. They
   never apply to bypass services (monitoring itself is not negotiable) nor to unknown people
   (whom would they name?). A student without birthDate counts as ``missing_birthdate_band``.
+
+:func:`ruling` is :func:`decide` plus what the decision was made from (the band, the school, the
+override), so that recording labels metrics and incidents without resolving the person again.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import NamedTuple
 
 from monitor.model import (
     STAFF_ROLES,
@@ -34,7 +36,7 @@ from monitor.model import (
     age_on,
 )
 from monitor.platforms.catalogue import ACTIVITIES, Platform
-from monitor.rules.overrides import Override, OverrideSet
+from monitor.rules.overrides import Override, OverrideSet, role_words
 from monitor.rules.policy import Group, Policy
 
 Who = Identity | Person | None
@@ -46,7 +48,23 @@ NOT_IN_CATALOGUE = Decision(
 )
 
 
-def _timestamp(when: datetime | float) -> float:
+class Ruling(NamedTuple):
+    """A decision with what it was made from (a tuple: the proxy makes one per request)."""
+
+    decision: Decision
+    # under13 | teen | adult for students, else staff or unknown ("" outside the catalogue)
+    band: str
+    school: str | None  # the person's (or device's) first school, as the roster names it
+    override: Override | None = None  # the teacher override that turned a block into an allow
+
+
+_NOT_IN_CATALOGUE = Ruling(NOT_IN_CATALOGUE, "", None)
+# tuple.__new__ skips the generated __new__'s argument handling (a third of a decision's time)
+_new = tuple.__new__
+
+
+def timestamp(when: datetime | float) -> float:
+    """POSIX seconds of an aware datetime (or of a timestamp already)."""
     if isinstance(when, float | int):
         return float(when)
     if when.tzinfo is None:
@@ -54,7 +72,8 @@ def _timestamp(when: datetime | float) -> float:
     return when.timestamp()
 
 
-def _resolve(who: Who, device: Device | None) -> tuple[Person | None, Device | None]:
+def resolve_who(who: Who, device: Device | None) -> tuple[Person | None, Device | None]:
+    """The person and device behind ``who`` (an Identity's device unless one is given)."""
     if isinstance(who, Identity):
         return who.person, device if device is not None else who.device
     return who, device
@@ -76,6 +95,11 @@ def group_band(policy: Policy, person: Person | None, day: date) -> tuple[Group,
     return "unknown", policy.unknown_band_key
 
 
+def band_label(group: Group, band: AgeBand | None) -> str:
+    """The bounded label of a group and band: the band for students, else the group."""
+    return band if group == "student" and band is not None else group
+
+
 def schools_of(person: Person | None, device: Device | None) -> tuple[str, ...]:
     if person is not None and person.schools:
         return person.schools
@@ -84,7 +108,7 @@ def schools_of(person: Person | None, device: Device | None) -> tuple[str, ...]:
     return ()
 
 
-def _override_applies(group: Group, band: AgeBand | None, platform: Platform) -> str:
+def override_applies(group: Group, band: AgeBand | None, platform: Platform) -> str:
     """'' when an override may apply; else why not (shown by explain)."""
     if group != "student":
         return "overrides apply to students only"
@@ -96,6 +120,29 @@ def _override_applies(group: Group, band: AgeBand | None, platform: Platform) ->
             "children (COPPA)"
         )
     return ""
+
+
+def override_decision(policy: Policy, ov: Override) -> Decision:
+    """The allow decision an active override produces; names the granter's role, not name."""
+    # keyed by object identity (hashing a dataclass of datetimes costs more than the rest)
+    memo = policy.override_memo
+    hit = memo.get(id(ov))
+    if hit is not None and hit[0] is ov:
+        return hit[1]
+    s, e = ov.starts.astimezone(policy.tz), ov.ends.astimezone(policy.tz)
+    if s.date() == e.date():
+        window = f"{s:%H:%M}–{e:%H:%M} on {s:%a %d %b %Y}"
+    else:
+        window = f"{s:%a %d %b %Y %H:%M} to {e:%a %d %b %Y %H:%M}"
+    reason = (
+        f"Allowed for a limited time by {role_words(ov.granted_by_role)}'s override "
+        f"({window}, {policy.timezone} time)."
+    )
+    decision = Decision("allow", f"override:{ov.id}", reason)
+    if len(memo) > 4096:
+        memo.clear()
+    memo[id(ov)] = (ov, decision)
+    return decision
 
 
 def decide(
@@ -112,16 +159,41 @@ def decide(
     ``who`` is an Identity (its device is used when ``device`` is None), a Person or None;
     ``when`` is an aware datetime or a POSIX timestamp.
     """
+    return _decide(policy, who, device, platform, activity, when, overrides)[0]
+
+
+def ruling(
+    policy: Policy,
+    who: Who,
+    device: Device | None,
+    platform: Platform | None,
+    activity: str | None,
+    when: datetime | float,
+    overrides: OverrideSet | None = None,
+) -> Ruling:
+    """:func:`decide`, with the band, school and override it used."""
+    return _decide(policy, who, device, platform, activity, when, overrides)
+
+
+def _decide(
+    policy: Policy,
+    who: Who,
+    device: Device | None,
+    platform: Platform | None,
+    activity: str | None,
+    when: datetime | float,
+    overrides: OverrideSet | None,
+) -> Ruling:
     # This is the proxy's per-request path (target: p99 under 5 µs), hence the inlining.
     if platform is None:
-        return NOT_IN_CATALOGUE
+        return _NOT_IN_CATALOGUE  # not this policy's business: nothing resolved
     if type(who) is Identity:
         person = who.person
         if device is None:
             device = who.device
     else:
         person = who  # type: ignore[assignment]
-    ts = when if type(when) is float else _timestamp(when)
+    ts = when if type(when) is float else timestamp(when)
     tick = policy.clock.get(int(ts // 900))
     if tick is not None and tick[2] >= 0:
         day = tick[0]
@@ -138,10 +210,18 @@ def decide(
             band = policy.missing_birthdate_band
         else:
             band = age_band_for(age_on(birth, day))
+        label: str = band
     elif person is not None and person.role in STAFF_ROLES:
-        group, band = "staff", None
+        group, band, label = "staff", None, "staff"
     else:  # no person, or a role the policy does not know (a guardian's account): fail safe
-        group, band = "unknown", policy.unknown_band_key
+        group, band, label = "unknown", policy.unknown_band_key, "unknown"
+    if person is not None and person.schools:
+        here = person.schools
+    elif device is not None and device.school:
+        here = (device.school,)
+    else:
+        here = ()
+    school = here[0] if here else None
 
     hit = policy.table.get((group, band, platform.id, activity))
     cands = hit[1] if hit is not None and hit[0] is platform else None
@@ -150,16 +230,15 @@ def decide(
     result = cands[-1][2]
     in_hours: bool | None = None
     for schools, hours, decision in cands:
-        if schools is not None and not any(s in schools for s in schools_of(person, device)):
+        if schools is not None and not any(s in schools for s in here):
             continue
         if hours is not None:
             if in_hours is None:
-                here = schools_of(person, device)
                 if tick is not None:
                     weekday, minute = tick[1], tick[2] + int((ts - tick[3]) // 60)
                 else:
                     _, weekday, minute = policy.local(ts)
-                in_hours = policy.in_school_hours(here[0] if here else None, day, weekday, minute)
+                in_hours = policy.in_school_hours(school, day, weekday, minute)
             if hours != in_hours:
                 continue
         result = decision
@@ -174,8 +253,8 @@ def decide(
     ):
         ov = overrides.active_for(person, platform.id, ts)  # type: ignore[arg-type]
         if ov is not None:
-            return policy.override_decision(ov)
-    return result
+            return _new(Ruling, (override_decision(policy, ov), label, school, ov))
+    return _new(Ruling, (result, label, school, None))
 
 
 def needs_request(
@@ -215,161 +294,16 @@ def connection_decision(
     return first
 
 
-# ---------------------------------------------------------------- explain
-
-
-@dataclass(frozen=True, slots=True)
-class RuleCheck:
-    rule_id: str
-    line: int
-    matched: bool
-    failed: tuple[str, ...] = ()  # the conditions that did not hold
-
-
-@dataclass(frozen=True)
-class Explanation:
-    """What ``monitor explain`` shows: inputs as the policy saw them, rules in order up to the
-    first match, and the decision (identical to :func:`decide`'s)."""
-
-    decision: Decision
-    person: str | None  # sourcedId; never a name
-    role: str | None
-    group: Group
-    treated_as: str
-    band: AgeBand | None
-    band_basis: str
-    local_time: datetime
-    schools: tuple[str, ...]
-    in_school_hours: bool
-    platform: str | None
-    category: str | None
-    approved: bool
-    activity: str | None
-    checks: tuple[RuleCheck, ...] = ()
-    override: Override | None = None
-    override_note: str = ""
-    notes: tuple[str, ...] = field(default=())
-
-    def to_dict(self) -> dict[str, Any]:
-        d = self.decision
-        return {
-            "decision": {
-                "action": d.action,
-                "rule_id": d.rule_id,
-                "reason": d.reason,
-                "incident": d.incident,
-                "headers": [list(h) for h in d.headers],
-                "safe_search": d.safe_search,
-            },
-            "person": self.person,
-            "role": self.role,
-            "group": self.group,
-            "treated_as": self.treated_as,
-            "band": self.band,
-            "band_basis": self.band_basis,
-            "local_time": self.local_time.isoformat(),
-            "schools": list(self.schools),
-            "in_school_hours": self.in_school_hours,
-            "platform": self.platform,
-            "category": self.category,
-            "approved": self.approved,
-            "activity": self.activity,
-            "checks": [
-                {"rule": c.rule_id, "line": c.line, "matched": c.matched, "failed": list(c.failed)}
-                for c in self.checks
-            ],
-            "override": self.override.id if self.override else None,
-            "override_note": self.override_note,
-        }
-
-
-def _band_basis(policy: Policy, person: Person | None, group: Group, local: datetime) -> str:
-    if group == "staff":
-        return "staff: no age band"
-    if group == "unknown":
-        who = "no identified person" if person is None else f"role '{person.role}' is not known"
-        if policy.unknown_role == "staff":
-            return f"{who}: treated as staff (policy 'unknown')"
-        return f"{who}: treated as a student, band {policy.unknown_band} (policy 'unknown')"
-    assert person is not None
-    if person.birth_date is None:
-        return (
-            f"no birthDate: band {policy.missing_birthdate_band} (policy 'missing_birthdate_band')"
-        )
-    age = age_on(person.birth_date, local.date())
-    return f"age {age} on {local.date().isoformat()} ({policy.timezone})"
-
-
-def explain(
+def blocked_for_every_activity(
     policy: Policy,
     who: Who,
     device: Device | None,
-    platform: Platform | None,
-    activity: str | None,
+    platform: Platform,
     when: datetime | float,
     overrides: OverrideSet | None = None,
-) -> Explanation:
-    """Evaluate every rule in order, without the compiled table, and say why each failed."""
-    person, device = _resolve(who, device)
-    ts = _timestamp(when)
-    local = datetime.fromtimestamp(ts, policy.tz)
-    group, band = group_band(policy, person, local.date())
-    schools = schools_of(person, device)
-    in_hours = policy.in_school_hours(
-        schools[0] if schools else None,
-        local.date(),
-        local.weekday(),
-        local.hour * 60 + local.minute,
-    )
-    base: dict[str, Any] = {
-        "person": person.sourced_id if person else None,
-        "role": person.role if person else None,
-        "group": group,
-        "treated_as": policy.treated_as(group),
-        "band": band,
-        "band_basis": _band_basis(policy, person, group, local),
-        "local_time": local,
-        "schools": schools,
-        "in_school_hours": in_hours,
-        "activity": activity,
-    }
-    if platform is None:
-        return Explanation(
-            decision=NOT_IN_CATALOGUE, platform=None, category=None, approved=False, **base
-        )
-    approved = platform.id in policy.approved
-    checks: list[RuleCheck] = []
-    result = policy.default.decision
-    for rule in policy.rules:
-        failed = rule.match.static_failures(
-            group, policy.treated_as(group), band, platform, approved, activity
-        ) + rule.match.dynamic_failures(schools, in_hours)
-        checks.append(RuleCheck(rule.id, rule.line, not failed, tuple(failed)))
-        if not failed:
-            result = rule.decision
-            break
-    else:
-        checks.append(RuleCheck("default", policy.default.line, True))
-    applied: Override | None = None
-    note = ""
-    active = overrides.active_for(person, platform.id, ts) if overrides and person else None
-    if active is not None:
-        why_not = _override_applies(group, band, platform)
-        if result.action != "block":
-            note = f"override {active.id} is active but the rule does not block"
-        elif why_not:
-            note = f"override {active.id} is active but not applied: {why_not}"
-        else:
-            applied = active
-            note = f"override {active.id} granted by {active.granted_by} applies"
-            result = policy.override_decision(active)
-    return Explanation(
-        decision=result,
-        platform=platform.id,
-        category=platform.category,
-        approved=approved,
-        checks=tuple(checks),
-        override=applied,
-        override_note=note,
-        **base,
+) -> bool:
+    """Whether every activity on ``platform`` is blocked (so nothing need be decrypted)."""
+    return all(
+        decide(policy, who, device, platform, a, when, overrides).action == "block"
+        for a in ACTIVITIES
     )

@@ -6,7 +6,7 @@ parsers (``dns``, ``tls``, ``quic``, ``gquic``, ``http``), the frame decoder (``
 capture file reader (``capfile``) and the pipeline (``pipeline.Sensor``) are pure; ``pcap``
 is the scapy adapter for live capture; ``judge`` applies the district's identity, catalogue
 and policy to observations and records them like the proxy does; ``metrics`` exports the
-sensor's counters.
+sensor's counters. Imports ``monitor.flow`` and the stages below it; never ``web``.
 """
 
 from monitor.sensor.model import Counters, Frame, Malformed, Observation

@@ -35,12 +35,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from monitor.district import District
-from monitor.flow.engine import Labels, labels
 from monitor.flow.recording import DecisionLog
 from monitor.incidents.events import IncidentEvent, pseudonym
 from monitor.model import Decision, Identity, Severity
 from monitor.platforms.classify import normalise_host
-from monitor.rules.decide import NOT_IN_CATALOGUE, decide
+from monitor.rules.decide import NOT_IN_CATALOGUE, Ruling, ruling
 from monitor.sensor.model import Observation
 
 ACTIVITY = "view"
@@ -65,7 +64,7 @@ class Verdict:
     host: str
     decision: Decision
     who: Identity | None = None
-    labels: Labels | None = None
+    ruling: Ruling | None = None
 
     @property
     def judged(self) -> bool:
@@ -111,34 +110,33 @@ class Judge:
         if platform is None or host is None:
             return Verdict(NONE, NONE, NONE, None, obs.hostname, NOT_IN_CATALOGUE)
         who = district.resolver.resolve(obs.client)
-        lab = labels(district, who, obs.time)
-        d = decide(district.policy, who, None, platform, ACTIVITY, obs.time, district.overrides)
-        if obs.protocol == "quic" and d.action == "block":
-            d = quic_bypass(d)
+        r = ruling(district.policy, who, None, platform, ACTIVITY, obs.time, district.overrides)
+        if obs.protocol == "quic" and r.decision.action == "block":
+            r = r._replace(decision=quic_bypass(r.decision))
         person = who.person
         return Verdict(
             pseudonym(self.key, person.sourced_id) if person is not None else NONE,
-            lab.age_band,
-            lab.school,
+            r.band,
+            district.school_label(r.school),
             platform.id,
             host,
-            d,
+            r.decision,
             who,
-            lab,
+            r,
         )
 
     def record(self, obs: Observation, verdict: Verdict) -> IncidentEvent | None:
         """Count a judged observation and queue its incident when there is one."""
         if self.log is None or verdict.platform is None:
             return None
-        assert verdict.who is not None and verdict.labels is not None
+        assert verdict.who is not None and verdict.ruling is not None
         return self.log.record(
             verdict.who,
-            verdict.labels,
+            verdict.ruling,
+            verdict.school,
             verdict.platform,
             ACTIVITY,
             verdict.host,
-            verdict.decision,
             obs.time,
             source="sensor",
         )

@@ -1,6 +1,7 @@
 """The counselors' review app (Starlette, server-rendered Jinja2, no JavaScript needed).
 
 ``create_app(Review.open(config_dir))`` gives the ASGI app; ``monitor review`` runs it.
+Imports the district snapshot, ``incidents`` and the shared types; never the proxy path.
 """
 
 from __future__ import annotations

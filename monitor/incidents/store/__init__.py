@@ -1,4 +1,5 @@
-"""Incident stores: the :class:`IncidentStore` Protocol and its SQL implementation."""
+"""Incident stores: the :class:`IncidentStore` Protocol and its SQL implementation (SQLite
+or PostgreSQL), the schema of every table, and the Alembic migrations."""
 
 from __future__ import annotations
 

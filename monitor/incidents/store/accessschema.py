@@ -2,8 +2,8 @@
 sessions and the record of access (FERPA 34 CFR 99.32; 603 CMR 23.07).
 
 They live in the same database as the incidents, so one backup, one retention job and one
-Alembic history cover the whole record. ``monitor.incidents.store.schema`` imports this module, so
-``metadata`` always holds every table.
+Alembic history cover the whole record. ``monitor.incidents.store.schema`` imports this module,
+so its ``metadata`` always holds every table.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from sqlalchemy import (
     false,
 )
 
-from monitor.incidents.store.schema import UtcDateTime, metadata
+from monitor.incidents.store.columns import UtcDateTime, metadata
 
 ROLES = ("counselor", "administrator", "auditor")
 

@@ -7,93 +7,29 @@ back as aware UTC datetimes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any
-
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Column,
-    DateTime,
-    Dialect,
     Engine,
     Index,
     Integer,
-    MetaData,
     String,
     Table,
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.types import TypeDecorator
 
 from monitor.incidents.events import STATUSES
+
+# The review app's tables (accounts, sessions, record of access) join the same MetaData: with
+# this import, ``metadata`` holds every table of the store.
+from monitor.incidents.store import accessschema  # noqa: F401
+from monitor.incidents.store.columns import UtcDateTime, metadata, one_of
 from monitor.model import SEVERITIES
 
 SCHEMA_VERSION = 1
 
-# Deterministic constraint names, so Alembic autogenerate and migrations can refer to them.
-NAMING_CONVENTION = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """An aware UTC datetime on every backend; naive values are refused, not guessed."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value.isoformat()} (store needs aware UTC)")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
-
-    # SQLite: write and read the text directly, in the format SQLAlchemy's DATETIME uses
-    # ("YYYY-MM-DD HH:MM:SS.ffffff"), with C-level isoformat/fromisoformat. SQLAlchemy's own
-    # processors (%-formatting, regex parsing) were a third of the batch write time.
-    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
-        if dialect.name != "sqlite":
-            return super().bind_processor(dialect)
-
-        def process(value: datetime | None) -> str | None:
-            if value is None:
-                return None
-            if value.tzinfo is None:
-                raise ValueError(f"naive datetime {value.isoformat()} (store needs aware UTC)")
-            return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-
-        return process
-
-    def result_processor(self, dialect: Dialect, coltype: Any) -> Callable[[Any], Any] | None:
-        if dialect.name != "sqlite":
-            return super().result_processor(dialect, coltype)
-
-        def process(value: str | None) -> datetime | None:
-            return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
-
-        return process
-
-
-def _one_of(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
-
-
-metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 incidents = Table(
     "incidents",
@@ -127,8 +63,8 @@ incidents = Table(
     # instead of at random places, which keeps each batch's write set small.
     UniqueConstraint("window_start", "dedupe_key"),
     CheckConstraint("count >= 1", name="count_positive"),
-    CheckConstraint(_one_of("severity", SEVERITIES), name="severity"),
-    CheckConstraint(_one_of("status", STATUSES), name="status"),
+    CheckConstraint(one_of("severity", SEVERITIES), name="severity"),
+    CheckConstraint(one_of("status", STATUSES), name="status"),
     # The list view pages by last_seen (newest first), alone or after one equality filter.
     # Each of these has a low-cardinality prefix plus time, so a batch's inserts land in few
     # pages. Person (a counselor's per-student view) is the exception: pseudonyms are random,
@@ -154,11 +90,9 @@ applied_events = Table(
 )
 
 
+__all__ = ["applied_events", "create_schema", "incidents", "metadata"]
+
+
 def create_schema(engine: Engine) -> None:
     """Create the tables and indexes that do not exist yet (idempotent)."""
     metadata.create_all(engine)
-
-
-# The review app's tables (accounts, sessions, record of access) join this MetaData. Imported
-# last because that module builds on the names above.
-from monitor.incidents.store import accessschema as _accessschema  # noqa: E402, F401

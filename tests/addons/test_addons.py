@@ -18,7 +18,7 @@ from addons.runtime import Runtime
 from addons.selective import Selective
 from monitor.sensor.synth import client_hello
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from monitor.cli.override import grant_override, parse_until
 from monitor.platforms import catalogue as catalogue_mod
 from monitor.rules.overrides import OverrideStore
 
-EXAMPLE = Path(__file__).parent / "data" / "policy_example.yaml"
+EXAMPLE = Path(__file__).resolve().parents[1] / "data" / "policy_example.yaml"
 NY = ZoneInfo("America/New_York")
 
 

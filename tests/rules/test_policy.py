@@ -10,17 +10,16 @@ import pytest
 from monitor.model import Decision, School
 from monitor.platforms import catalogue as catalogue_mod
 from monitor.platforms.catalogue import Catalogue, Platform
+from monitor.rules.loader import load_policy
 from monitor.rules.policy import (
     Match,
     Policy,
     Rule,
-    format_duration,
-    load_policy,
-    parse_duration,
 )
+from monitor.rules.schema import format_duration, parse_duration
 from monitor.yamlfile import ConfigError
 
-EXAMPLE = Path(__file__).parent / "data" / "policy_example.yaml"
+EXAMPLE = Path(__file__).resolve().parents[1] / "data" / "policy_example.yaml"
 
 
 def platform(

@@ -14,7 +14,8 @@ import pg
 import pytest
 
 from monitor.incidents.events import IncidentEvent
-from monitor.incidents.recorder import Recorder, Spool
+from monitor.incidents.recorder import Recorder
+from monitor.incidents.spool import Spool
 from monitor.incidents.store import SqlIncidentStore, open_store
 
 pg_cluster = pg.pg_cluster

@@ -32,7 +32,7 @@ from proxyharness import (
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TZ = ZoneInfo("America/New_York")
 HOSTS = [
     "www.tiktok.com",

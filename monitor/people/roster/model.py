@@ -1,0 +1,103 @@
+"""The roster as the rest of the monitor sees it, and the problems found reading one."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date
+from typing import Literal
+
+from monitor.model import (
+    AGE_BANDS,
+    STUDENT_ROLES,
+    ClassSection,
+    Person,
+    School,
+    age_band_for,
+    age_on,
+)
+
+ProblemKind = Literal["error", "warning", "skipped"]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with the roster. ``str()`` is ``file:line: field: message``."""
+
+    file: str
+    line: int | None
+    field: str
+    message: str
+    kind: ProblemKind = "error"
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return ": ".join(p for p in (where, self.field, self.message) if p)
+
+
+class RosterError(ValueError):
+    """The roster is rejected whole. ``problems`` lists every error found (and the warnings)."""
+
+    def __init__(self, source: str, problems: list[Problem]) -> None:
+        self.source = source
+        self.problems = problems
+        errors = [p for p in problems if p.kind == "error"]
+        shown = "\n".join(f"  {p}" for p in errors[:20])
+        more = f"\n  … and {len(errors) - 20} more" if len(errors) > 20 else ""
+        plural = "s" if len(errors) != 1 else ""
+        super().__init__(f"roster {source} rejected ({len(errors)} error{plural}):\n{shown}{more}")
+
+
+@dataclass(frozen=True, slots=True)
+class RosterCounts:
+    """A summary of a roster on one day. Age bands count students only ('unknown': no birthDate)."""
+
+    day: date
+    people: int
+    disabled: int
+    by_role: dict[str, int]
+    by_school: dict[str, int]  # school sourcedId → people who belong to it
+    by_age_band: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Roster:
+    """The enabled people of a district, their schools and classes."""
+
+    people: dict[str, Person]  # by sourcedId
+    by_username: dict[str, Person]  # lowercased username (and 1.2 userProfiles usernames)
+    schools: dict[str, School]
+    classes: dict[str, ClassSection]
+    version: str  # short content hash of the files read
+    source: str  # the directory
+    oneroster_version: str = "1.1"
+    disabled: int = 0  # users left out: enabledUser false or status tobedeleted
+
+    def find_username(self, username: str) -> Person | None:
+        return self.by_username.get(username.strip().lower())
+
+    def counts(self, day: date) -> RosterCounts:
+        by_role: Counter[str] = Counter()
+        by_school: Counter[str] = Counter()
+        bands: dict[str, int] = dict.fromkeys((*AGE_BANDS, "unknown"), 0)
+        for person in self.people.values():
+            by_role[person.role] += 1
+            by_school.update(person.schools)
+            if person.role in STUDENT_ROLES:
+                birth = person.birth_date
+                band = "unknown" if birth is None else age_band_for(age_on(birth, day))
+                bands[band] += 1
+        return RosterCounts(
+            day=day,
+            people=len(self.people),
+            disabled=self.disabled,
+            by_role=dict(sorted(by_role.items())),
+            by_school=dict(sorted(by_school.items())),
+            by_age_band=bands,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RosterLoad:
+    roster: Roster
+    problems: list[Problem]

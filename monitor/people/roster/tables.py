@@ -1,0 +1,399 @@
+"""Reading and validating the CSV files of a OneRoster export: manifest, headers, records.
+
+An :class:`Export` is one export directory: its OneRoster version, the files its manifest
+announces, each file's header checked against the 1EdTech CSV binding's column lists, and a
+content hash. A :class:`Table` streams the records of a file whose header passed. Structural
+problems are errors (:class:`Problems`), which reject the whole roster.
+
+Column names follow the 1EdTech OneRoster CSV binding (1.1 CSV tables; 1.2 CSV binding 1.2.1).
+1.2 moved a user's roles and organisations out of users.csv into roles.csv.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import hashlib
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from monitor.people.roster.model import Problem, RosterError
+
+VERSIONS = ("1.1", "1.2")
+
+_COMMON = ("sourcedId", "status", "dateLastModified")
+_ORGS = (*_COMMON, "name", "type", "identifier", "parentSourcedId")
+_SESSIONS = (*_COMMON, "title", "type", "startDate", "endDate", "parentSourcedId", "schoolYear")
+_CLASSES = (
+    *_COMMON, "title", "grades", "courseSourcedId", "classCode", "classType", "location",
+    "schoolSourcedId", "termSourcedIds", "subjects", "subjectCodes", "periods",
+)  # fmt: skip
+_ENROLLMENTS = (
+    *_COMMON, "classSourcedId", "schoolSourcedId", "userSourcedId", "role", "primary",
+    "beginDate", "endDate",
+)  # fmt: skip
+_DEMOGRAPHICS = (
+    *_COMMON, "birthDate", "sex", "americanIndianOrAlaskaNative", "asian",
+    "blackOrAfricanAmerican", "nativeHawaiianOrOtherPacificIslander", "white",
+    "demographicRaceTwoOrMoreRaces", "hispanicOrLatinoEthnicity", "countryOfBirthCode",
+    "stateOfBirthAbbreviation", "cityOfBirth", "publicSchoolResidenceStatus",
+)  # fmt: skip
+_USERS_11 = (
+    *_COMMON, "enabledUser", "orgSourcedIds", "role", "username", "userIds", "givenName",
+    "familyName", "middleName", "identifier", "email", "sms", "phone", "agentSourcedIds",
+    "grades", "password",
+)  # fmt: skip
+_USERS_12 = (
+    *_COMMON, "enabledUser", "username", "userIds", "givenName", "familyName", "middleName",
+    "identifier", "email", "sms", "phone", "agentSourcedIds", "grades", "password",
+    "userMasterIdentifier", "resourceSourcedIds", "preferredGivenName", "preferredMiddleName",
+    "preferredFamilyName", "primaryOrgSourcedId", "pronouns",
+)  # fmt: skip
+_ROLES = (
+    *_COMMON, "userSourcedId", "roleType", "role", "beginDate", "endDate", "orgSourcedId",
+    "userProfileSourcedId",
+)  # fmt: skip
+_PROFILES = (
+    *_COMMON, "userSourcedId", "profileType", "vendorId", "applicationId", "description",
+    "credentialType", "username", "password",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    name: str
+    known: tuple[str, ...]
+    required: tuple[str, ...]
+
+
+def specs(version: str) -> dict[str, Spec]:
+    users = (
+        Spec(
+            "users.csv",
+            _USERS_11,
+            (
+                "sourcedId",
+                "enabledUser",
+                "orgSourcedIds",
+                "role",
+                "username",
+                "givenName",
+                "familyName",
+            ),
+        )
+        if version == "1.1"
+        else Spec(
+            "users.csv",
+            _USERS_12,
+            ("sourcedId", "enabledUser", "username", "givenName", "familyName"),
+        )
+    )
+    specs = [
+        Spec("orgs.csv", _ORGS, ("sourcedId", "name", "type")),
+        Spec("academicSessions.csv", _SESSIONS, ("sourcedId", "title", "type")),
+        users,
+        Spec("demographics.csv", _DEMOGRAPHICS, ("sourcedId",)),
+        Spec("classes.csv", _CLASSES, ("sourcedId", "title", "schoolSourcedId")),
+        Spec(
+            "enrollments.csv",
+            _ENROLLMENTS,
+            ("sourcedId", "classSourcedId", "schoolSourcedId", "userSourcedId", "role"),
+        ),
+    ]
+    if version == "1.2":
+        specs.append(
+            Spec(
+                "roles.csv",
+                _ROLES,
+                ("sourcedId", "userSourcedId", "roleType", "role", "orgSourcedId"),
+            )
+        )
+        specs.append(Spec("userProfiles.csv", _PROFILES, ("sourcedId", "userSourcedId")))
+    return {s.name: s for s in specs}
+
+
+# Columns that only one version has, to explain a roster whose manifest names the wrong version.
+_OTHER_VERSION_USERS = {
+    "1.1": set(_USERS_12) - set(_USERS_11),
+    "1.2": set(_USERS_11) - set(_USERS_12),
+}
+_DELIMITERS = {";": "';'", "\t": "tab", "|": "'|'"}
+_MANIFEST_MODES = ("bulk", "delta", "absent")
+
+
+class Problems:
+    """Everything found wrong while reading one roster, in the order found."""
+
+    def __init__(self) -> None:
+        self.items: list[Problem] = []
+
+    def error(self, file: str, line: int | None, fld: str, message: str) -> None:
+        self.items.append(Problem(file, line, fld, message, "error"))
+
+    def warn(self, file: str, line: int | None, fld: str, message: str) -> None:
+        self.items.append(Problem(file, line, fld, message, "warning"))
+
+    def skip(self, file: str, line: int | None, fld: str, message: str) -> None:
+        self.items.append(Problem(file, line, fld, message, "skipped"))
+
+    def has_errors(self) -> bool:
+        return any(p.kind == "error" for p in self.items)
+
+    def rejected(self, source: str) -> RosterError:
+        order = {"error": 0, "warning": 1, "skipped": 2}
+        return RosterError(source, sorted(self.items, key=lambda p: order[p.kind]))
+
+
+class Table:
+    """A CSV file whose header passed: streams ``(line, fields)`` per record.
+
+    Rows are read from the open file rather than from its whole text, so a 300,000-row
+    enrollments.csv never sits in memory at once.
+    """
+
+    def __init__(self, problems: Problems, path: Path, header: list[str]) -> None:
+        self.problems = problems
+        self.file = path
+        self.path = str(path)
+        self.col = {name: i for i, name in enumerate(header)}
+        self.width = len(header)
+
+    def get(self, name: str) -> int | None:
+        return self.col.get(name)
+
+    def records(self) -> Iterator[tuple[int, list[str]]]:
+        start = 1
+        with self.file.open(encoding="utf-8-sig", newline="") as f:
+            reader = csv.reader(f, strict=True)
+            try:
+                next(reader)  # the header, checked already
+                start = reader.line_num + 1
+                for row in reader:
+                    if not row or (len(row) == 1 and not row[0].strip()):
+                        start = reader.line_num + 1
+                        continue  # blank line
+                    if len(row) != self.width:
+                        hint = " (an unquoted comma in a value?)" if len(row) > self.width else ""
+                        self.problems.error(
+                            self.path,
+                            start,
+                            "row",
+                            f"has {len(row)} fields but the header has {self.width}{hint}",
+                        )
+                        return  # the rest of a misaligned file cannot be trusted
+                    yield start, row
+                    start = reader.line_num + 1
+            except csv.Error as e:
+                self.problems.error(self.path, start, "row", f"malformed CSV: {e}")
+            except UnicodeDecodeError:
+                report_not_utf8(self.problems, self.file)
+
+    def first_line_of(self, column: int, value: str) -> int | None:
+        """The line of the first row whose ``column`` is ``value`` (to report a repeat)."""
+        for line, row in self.records():
+            if row[column].strip() == value:
+                return line
+        return None
+
+
+def report_not_utf8(problems: Problems, path: Path) -> None:
+    """Report where a file stops being UTF-8."""
+    data = path.read_bytes()
+    body = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = body.count(b"\n", 0, e.start) + 1
+        problems.error(
+            str(path),
+            line,
+            "encoding",
+            f"byte 0x{body[e.start]:02x} is not UTF-8: export the file as UTF-8",
+        )
+
+
+class Export:
+    """One export directory: version, manifest, headers and a hash of the files read."""
+
+    def __init__(self, directory: Path, problems: Problems) -> None:
+        self.dir = directory
+        self.problems = problems
+        self.digest = hashlib.sha256()
+        self.version = "1.1"
+        self.manifest: dict[str, str] = {}  # file name → bulk | absent
+
+    def read_header(self, path: Path) -> list[str] | None:
+        """The header row (stripped names), [] for an empty file, None after an error."""
+        with path.open("rb") as f:
+            digest = hashlib.file_digest(f, "sha256").digest()
+        self.digest.update(f"{path.name}\0".encode() + digest)
+        try:
+            with path.open(encoding="utf-8-sig", newline="") as f:
+                header = next(csv.reader(f, strict=True), [])
+        except UnicodeDecodeError:
+            report_not_utf8(self.problems, path)
+            return None
+        except csv.Error as e:
+            self.problems.error(str(path), 1, "header", f"cannot be read as CSV: {e}")
+            return None
+        header = [h.strip() for h in header]
+        return header if any(header) else []
+
+    def read_manifest(self) -> None:
+        path = self.dir / "manifest.csv"
+        if not path.exists():
+            self.problems.warn(
+                str(path), None, "", "missing: assuming a bulk export, version from headers"
+            )
+            self.version = self.guess_version()
+            return
+        header = self.read_header(path)
+        if header is None:
+            return
+        if not header:
+            self.problems.error(str(path), None, "", "is empty")
+            return
+        if not self.check_header(
+            path, header, ("propertyName", "value"), ("propertyName", "value")
+        ):
+            return
+        table = Table(self.problems, path, header)
+        name_i, value_i = table.col["propertyName"], table.col["value"]
+        seen: dict[str, int] = {}
+        version_line: int | None = None
+        for line, row in table.records():
+            prop, value = row[name_i].strip(), row[value_i].strip()
+            if prop in seen:
+                self.problems.error(
+                    table.path, line, prop, f"repeated (first on line {seen[prop]})"
+                )
+                continue
+            seen[prop] = line
+            if prop == "oneroster.version":
+                version_line = line
+                if value not in VERSIONS:
+                    self.problems.error(
+                        table.path, line, prop, f"'{value}' is not supported (expected 1.1 or 1.2)"
+                    )
+                else:
+                    self.version = value
+            elif prop.startswith("file."):
+                mode = value.lower()
+                if mode == "delta":
+                    self.problems.error(
+                        table.path,
+                        line,
+                        prop,
+                        "delta imports are not supported yet: export a bulk roster",
+                    )
+                elif mode not in _MANIFEST_MODES:
+                    self.problems.error(
+                        table.path, line, prop, f"'{value}' is not one of bulk, delta, absent"
+                    )
+                else:
+                    self.manifest[prop[5:] + ".csv"] = mode
+        if version_line is None and not self.problems.has_errors():
+            self.problems.warn(
+                table.path, None, "oneroster.version", "missing: version taken from headers"
+            )
+            self.version = self.guess_version()
+
+    def guess_version(self) -> str:
+        users = self.dir / "users.csv"
+        try:
+            with users.open(encoding="utf-8-sig", errors="replace", newline="") as f:
+                first = f.readline()
+        except OSError:
+            return "1.1"
+        header = {h.strip() for h in first.split(",")}
+        if "role" not in header and (self.dir / "roles.csv").exists():
+            return "1.2"
+        return "1.1"
+
+    def open_table(self, spec: Spec) -> Table | None:
+        path = self.dir / spec.name
+        mode = self.manifest.get(spec.name)
+        required_file = spec.name in ("orgs.csv", "users.csv")
+        if not path.exists():
+            if required_file:
+                self.problems.error(
+                    str(path), None, "", "missing: a OneRoster roster needs this file"
+                )
+            elif mode == "bulk":
+                self.problems.error(
+                    str(path), None, "", "missing, but manifest.csv lists it as bulk"
+                )
+            elif spec.name == "demographics.csv":
+                self.problems.warn(str(path), None, "", "missing: every birthDate is unknown")
+            return None
+        if mode == "absent":
+            self.problems.warn(
+                str(path), None, "", "present although manifest.csv marks it absent: read"
+            )
+        header = self.read_header(path)
+        if header is None:
+            return None
+        if not header:
+            if required_file or spec.name == "roles.csv":
+                self.problems.error(str(path), None, "", "is empty")
+            else:
+                note = "; every birthDate is unknown" if spec.name == "demographics.csv" else ""
+                self.problems.skip(str(path), None, "", f"is empty: skipped{note}")
+            return None
+        if not self.check_header(path, header, spec.required, spec.known):
+            return None
+        return Table(self.problems, path, header)
+
+    def check_header(
+        self, path: Path, header: list[str], required: tuple[str, ...], known: tuple[str, ...]
+    ) -> bool:
+        """Check a header row: False after an error (missing or repeated column, delimiter)."""
+        file = str(path)
+        if len(header) == 1:
+            for delim, label in _DELIMITERS.items():
+                if delim in header[0]:
+                    self.problems.error(
+                        file,
+                        1,
+                        "header",
+                        f"fields are separated by {label}: OneRoster CSV uses commas",
+                    )
+                    return False
+        counts = Counter(h for h in header if h)
+        repeated = [name for name, n in counts.items() if n > 1]
+        for name in repeated:
+            self.problems.error(file, 1, name, f"column appears {counts[name]} times")
+        present = set(header)
+        missing = [c for c in required if c not in present]
+        unknown = [h for h in header if h not in known and not h.startswith("metadata.")]
+        for col in missing:
+            near = closest(col, unknown)
+            hint = f" (found '{near}': did you mean '{col}'?)" if near else ""
+            self.problems.error(file, 1, col, f"required column is missing{hint}")
+        if missing or repeated:
+            return False
+        other = _OTHER_VERSION_USERS[self.version] if path.name == "users.csv" else set()
+        absent_known = [k for k in known if k not in present]
+        for h in unknown:
+            if not h:
+                self.problems.warn(file, 1, "header", "a column has no name: ignored")
+            elif h in other:
+                self.problems.warn(
+                    file, 1, h, f"is not a OneRoster {self.version} users.csv column: ignored"
+                )
+            elif near := closest(h, absent_known):
+                self.problems.warn(
+                    file, 1, h, f"unrecognised column: did you mean '{near}'? Ignored"
+                )
+            else:
+                self.problems.warn(file, 1, h, "unrecognised column: ignored")
+        return True
+
+
+def closest(word: str, candidates: list[str]) -> str | None:
+    """The candidate ``word`` looks like a misspelling of (case-insensitive), if any."""
+    folded = {c.lower(): c for c in candidates}
+    match = difflib.get_close_matches(word.lower(), list(folded), n=1, cutoff=0.75)
+    return folded[match[0]] if match else None
