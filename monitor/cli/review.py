@@ -10,6 +10,7 @@ import click
 
 from monitor.incidents.retention import load_retention
 from monitor.web.accounts import ADMIN_PASSWORD_ENV, FIRST_ADMIN, ensure_first_admin
+from monitor.web.forwarded import parse_proxies
 from monitor.yamlfile import ConfigError
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
@@ -30,6 +31,13 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _proxies(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    try:
+        return tuple(str(n) for n in parse_proxies(value))
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from e
 
 
 @click.command("review", context_settings={"show_default": True})
@@ -59,8 +67,12 @@ def is_loopback(host: str) -> bool:
 )
 @click.option(
     "--forwarded-allow-ips",
-    default="127.0.0.1",
-    help="Proxies whose X-Forwarded-Proto/For headers are trusted.",
+    "forwarded",
+    multiple=True,
+    callback=_proxies,
+    help="Address or network (comma-separated, or repeat) of the district's reverse proxy, "
+    "whose X-Forwarded-For/-Proto headers are then believed. Default: none, so the address "
+    "recorded and rate-limited is the connection's own.",
 )
 def review_cmd(
     config: str,
@@ -68,7 +80,7 @@ def review_cmd(
     url: str | None,
     secure_cookies: bool,
     allowed: tuple[str, ...],
-    forwarded_allow_ips: str,
+    forwarded: tuple[str, ...],
 ) -> None:
     """Serve the counselors' review app.
 
@@ -84,6 +96,7 @@ def review_cmd(
         settings = ReviewSettings(
             secure_cookies=secure_cookies,
             allowed_hosts=tuple(hosts),
+            forwarded_allow_ips=forwarded,
             retention=load_retention(config),
         )
         review = Review.open(config, settings, store_url=url)
@@ -112,8 +125,9 @@ def review_cmd(
             host=host,
             port=port,
             log_level="warning",
-            proxy_headers=True,
-            forwarded_allow_ips=forwarded_allow_ips,
+            # The app reads forwarded headers itself, from configured proxies only
+            # (monitor.web.forwarded); uvicorn's own handling trusts loopback by default.
+            proxy_headers=False,
             server_header=False,
         )
     finally:

@@ -17,6 +17,7 @@ from starlette.staticfiles import StaticFiles
 
 from monitor.web import audit_views, auth, incident_views, student_views
 from monitor.web.context import Review
+from monitor.web.forwarded import ForwardedHeaders, parse_proxies
 from monitor.web.pages import http_error, server_error
 from monitor.web.security import SecurityHeaders
 
@@ -82,7 +83,12 @@ def create_app(review: Review) -> Starlette:
         Route("/access/student", audit_views.access_report, methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    middleware = [Middleware(SecurityHeaders)]
+    # Outermost: everything inside sees the client as forwarded by a configured proxy, or
+    # the peer itself.
+    middleware = [
+        Middleware(ForwardedHeaders, proxies=parse_proxies(settings.forwarded_allow_ips)),
+        Middleware(SecurityHeaders),
+    ]
     if settings.allowed_hosts:
         middleware.append(
             Middleware(TrustedHostMiddleware, allowed_hosts=list(settings.allowed_hosts))

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from monitor.incidents.access import ACTIONS, AccessFilter
 from monitor.web.auth import actor
 from monitor.web.exports import access_csv
-from monitor.web.incident_views import PSEUDONYM, _day
+from monitor.web.incident_views import PSEUDONYM, _day, page_number
 from monitor.web.pages import Call, page, query, render
 
 AUDITORS = ("auditor", "administrator")
@@ -36,11 +36,8 @@ def access_log(call: Call) -> Response:
         since=_day(raw["since"], "from", review) if raw["since"] else None,
         until=_day(raw["until"], "to", review) + timedelta(days=1) if raw["until"] else None,
     )
-    try:
-        page_no = max(1, int(call.arg("page") or 1))
-    except ValueError:
-        raise HTTPException(400, "page: expected a number") from None
-    rows = review.access.list(f, PAGE + 1, (page_no - 1) * PAGE)
+    page_no, offset = page_number(call, PAGE)
+    rows = review.access.list(f, PAGE + 1, offset)
     more, rows = len(rows) > PAGE, rows[:PAGE]
     return render(
         call.request,
@@ -92,4 +89,6 @@ def access_report(call: Call) -> Response:
         sourced_id=sourced_id,
         records=records,
         made_at=review.clock(),
+        # the export form for a parent's or eligible student's request (student_views)
+        exportable=review.directory.find(person) is not None,
     )

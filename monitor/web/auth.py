@@ -71,20 +71,26 @@ async def signin(request: Request) -> Response:
         )
     username = form.get("username", "").strip().lower()[:64]
     password = form.get("password", "")
+    # The peer, or the client a configured proxy forwarded for (monitor.web.forwarded).
     client = request.client.host if request.client else "unknown"
-    wait = review.limiter.retry_after(username, client)
-    if wait > 0:
-        minutes = int(wait // 60) + 1
+    # The attempt takes its slot before the password is hashed: parallel attempts cannot
+    # all pass the limit while the first hashes are still being computed.
+    attempt = review.limiter.reserve(username, client)
+    if attempt.refused:
+        minutes = int(attempt.retry_after // 60) + 1
         return _signin_page(
             request,
             429,
             f"Too many failed sign-ins. Try again in {minutes} minutes.",
             username,
-            headers={"Retry-After": str(int(wait) + 1)},
+            headers={"Retry-After": str(int(attempt.retry_after) + 1)},
         )
-    account = await run_in_threadpool(review.accounts.authenticate, username, password)
+    account: Account | None = None
+    try:
+        account = await run_in_threadpool(review.accounts.authenticate, username, password)
+    finally:
+        review.limiter.settle(attempt, succeeded=account is not None)
     if account is None:
-        review.limiter.failed(username, client)
         known = await run_in_threadpool(review.accounts.get, username)
         # Only an existing account's name is recorded: a mistyped password is no username.
         who = known.username if known else "(unknown)"
@@ -98,7 +104,6 @@ async def signin(request: Request) -> Response:
         return _signin_page(
             request, 401, "Wrong username or password, or the account is disabled.", username
         )
-    review.limiter.succeeded(username)
     token = await run_in_threadpool(review.sessions.create, account)
     await run_in_threadpool(
         review.access.record, actor(account), "sign_in", detail=f"from {client}"

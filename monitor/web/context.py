@@ -39,6 +39,9 @@ class ReviewSettings:
     count_cap: int = 1_000  # list pages count matches up to here ("1,000+"): a bounded walk
     export_limit: int = 100_000  # most incidents in one CSV export
     allowed_hosts: tuple[str, ...] = ()  # Host header values accepted; empty: any
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For/-Proto are believed;
+    # empty: none, the connection's peer is the client (monitor.web.forwarded)
+    forwarded_allow_ips: tuple[str, ...] = ()
     purge_every: timedelta | None = timedelta(days=1)  # None: no automatic purge
     reload_every: float | None = 30.0  # seconds between roster change checks; None: never
     retention: Retention = field(default_factory=Retention)

@@ -27,12 +27,34 @@ MAX_REASON = 500
 REVIEWERS = ("counselor", "administrator")
 
 
+# Dates a filter accepts: wide enough for any record, narrow enough that a day's start in
+# the district's zone, the next day and their UTC times are all dates Python and the store hold.
+FIRST_DAY = date(1970, 1, 1)
+LAST_DAY = date(2999, 12, 31)
+
+
 def _day(value: str, name: str, review: Review) -> datetime:
+    """The start of a day (ISO date) in the district's zone; 400 for anything else."""
     try:
         d = date.fromisoformat(value)
     except ValueError:
         raise HTTPException(400, f"{name}: expected a date such as 2026-03-01") from None
+    if not FIRST_DAY <= d <= LAST_DAY:
+        raise HTTPException(400, f"{name}: expected a date between {FIRST_DAY} and {LAST_DAY}")
     return datetime.combine(d, time(0), review.tz)
+
+
+def page_number(call: Call, size: int) -> tuple[int, int]:
+    """The ``page`` parameter (1 when absent) and its offset; 400 when it is not a number or
+    deeper than ``MAX_OFFSET``."""
+    try:
+        page_no = max(1, int(call.arg("page") or 1))
+    except ValueError:
+        raise HTTPException(400, "page: expected a number") from None
+    offset = (page_no - 1) * size
+    if offset > MAX_OFFSET:
+        raise HTTPException(400, "That page is too deep: narrow the filters.")
+    return page_no, offset
 
 
 def parse_filters(
@@ -75,14 +97,8 @@ def describe(raw: Mapping[str, str]) -> str:
 def incident_list(call: Call) -> Response:
     review, account = call.review, call.user.account
     raw, f = parse_filters(review, account, call.request.query_params)
-    try:
-        page_no = max(1, int(call.arg("page") or 1))
-    except ValueError:
-        raise HTTPException(400, "page: expected a number") from None
     size = review.settings.page_size
-    offset = (page_no - 1) * size
-    if offset > MAX_OFFSET:
-        raise HTTPException(400, "That page is too deep: narrow the filters.")
+    page_no, offset = page_number(call, size)
     rows = list_scoped(review.store, f, account.scope, size + 1, offset)
     more, rows = len(rows) > size, rows[:size]
     cap = review.settings.count_cap

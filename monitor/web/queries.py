@@ -54,8 +54,14 @@ def count_scoped(store: SqlIncidentStore, filters: IncidentFilter, scope: Scope,
     return total
 
 
+MAX_ID = 2**63 - 1  # the largest id a store's integer key can hold
+
+
 def get_scoped(store: SqlIncidentStore, id: int, scope: Scope) -> Incident | None:
-    """The incident, or None when absent or outside ``scope`` (the two look the same)."""
+    """The incident, or None when absent or outside ``scope`` (the two look the same); an id
+    no store can hold is absent too."""
+    if not 0 < id <= MAX_ID:
+        return None
     inc = store.get(id)
     if inc is None or (scope is not None and inc.school not in scope):
         return None

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hmac
+import itertools
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -70,10 +73,32 @@ def tokens_match(given: str | None, expected: str | None) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """A sign-in attempt and the slot it holds in the limiter (``slot`` 0: refused, no slot
+    taken; try again in ``retry_after`` seconds)."""
+
+    username: str
+    client: str
+    slot: int
+    retry_after: float = 0.0
+
+    @property
+    def refused(self) -> bool:
+        return self.slot == 0
+
+
 class SignInLimiter:
     """At most ``limit`` failed sign-ins per username and per client address within
     ``window`` seconds; then sign-in is refused (without checking the password) until the
-    oldest failure leaves the window. Memory is bounded by ``max_keys``."""
+    oldest failure leaves the window.
+
+    An attempt takes its slot under a lock *before* the password is checked
+    (:meth:`reserve`), so parallel attempts cannot all pass the check while the first hashes
+    are still being computed: no more than ``limit`` passwords are ever checked per username
+    or address in a window. A wrong password keeps its slot (it is the failure); a right one
+    gives its address slot back and forgives the username's failures (:meth:`settle`).
+    Memory is bounded by ``max_keys``. Safe to call from any thread."""
 
     def __init__(
         self,
@@ -87,33 +112,82 @@ class SignInLimiter:
         self.window = window
         self.max_keys = max_keys
         self.clock = clock
-        self._failures: OrderedDict[str, list[float]] = OrderedDict()
+        self._lock = threading.Lock()
+        # key ("u:name" or "a:address") -> (time, slot) of failures and attempts under way
+        self._slots: OrderedDict[str, list[tuple[float, int]]] = OrderedDict()
+        self._pending: set[int] = set()  # slots whose password check is under way
+        self._ids = itertools.count(1)
 
-    def _recent(self, key: str, now: float) -> list[float]:
-        times = [t for t in self._failures.get(key, []) if now - t < self.window]
-        if times:
-            self._failures[key] = times
+    @staticmethod
+    def _keys(username: str, client: str) -> tuple[str, str]:
+        return f"u:{username}", f"a:{client}"
+
+    def _recent(self, key: str, now: float) -> list[tuple[float, int]]:
+        slots = [s for s in self._slots.get(key, []) if now - s[0] < self.window]
+        if slots:
+            self._slots[key] = slots
         else:
-            self._failures.pop(key, None)
-        return times
+            self._slots.pop(key, None)
+        return slots
+
+    def _wait(self, keys: tuple[str, ...], now: float) -> float:
+        wait = 0.0
+        for key in keys:
+            slots = self._recent(key, now)
+            if len(slots) >= self.limit:
+                wait = max(wait, self.window - (now - slots[-self.limit][0]))
+        return wait
+
+    def _add(self, keys: tuple[str, ...], now: float, slot: int) -> None:
+        for key in keys:
+            self._slots.setdefault(key, []).append((now, slot))
+            self._slots.move_to_end(key)
+        while len(self._slots) > self.max_keys:
+            self._slots.popitem(last=False)
 
     def retry_after(self, username: str, client: str) -> float:
         """Seconds until sign-in may be tried again (0: now)."""
-        now = self.clock()
-        wait = 0.0
-        for key in (f"u:{username}", f"a:{client}"):
-            times = self._recent(key, now)
-            if len(times) >= self.limit:
-                wait = max(wait, self.window - (now - times[-self.limit]))
-        return wait
+        with self._lock:
+            return self._wait(self._keys(username, client), self.clock())
+
+    def reserve(self, username: str, client: str) -> Attempt:
+        """Take a slot for one attempt, or refuse it (``refused``, with ``retry_after``)
+        when the username or the address has no slot left. Settle every attempt taken."""
+        keys = self._keys(username, client)
+        with self._lock:
+            now = self.clock()
+            wait = self._wait(keys, now)
+            if wait > 0:
+                return Attempt(username, client, 0, wait)
+            slot = next(self._ids)
+            self._add(keys, now, slot)
+            self._pending.add(slot)
+            return Attempt(username, client, slot)
+
+    def settle(self, attempt: Attempt, *, succeeded: bool) -> None:
+        """The attempt's password was checked: a failure keeps its slot; a success frees the
+        address's slot and forgives the username's failures (not the attempts still under
+        way, which count when they fail)."""
+        if attempt.refused:
+            return
+        user, address = self._keys(attempt.username, attempt.client)
+        with self._lock:
+            self._pending.discard(attempt.slot)
+            if not succeeded:
+                return
+            kept = [s for s in self._slots.get(user, []) if s[1] in self._pending]
+            if kept:
+                self._slots[user] = kept
+            else:
+                self._slots.pop(user, None)
+            if address in self._slots:
+                left = [s for s in self._slots[address] if s[1] != attempt.slot]
+                if left:
+                    self._slots[address] = left
+                else:
+                    self._slots.pop(address)
 
     def failed(self, username: str, client: str) -> None:
-        now = self.clock()
-        for key in (f"u:{username}", f"a:{client}"):
-            self._failures.setdefault(key, []).append(now)
-            self._failures.move_to_end(key)
-        while len(self._failures) > self.max_keys:
-            self._failures.popitem(last=False)
-
-    def succeeded(self, username: str) -> None:
-        self._failures.pop(f"u:{username}", None)
+        """Count one failure now (an attempt that was not reserved)."""
+        with self._lock:
+            self._add(self._keys(username, client), self.clock(), 0)

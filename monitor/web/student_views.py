@@ -1,5 +1,10 @@
 """One student's incidents under their pseudonym, the reveal (with a reason) and the export of
-the student's whole record for a parent's or eligible student's request."""
+the student's whole record for a parent's or eligible student's request.
+
+The district must be able to give a parent or an eligible student their records (FERPA
+34 CFR 99.10): the export is open to the reviewers who may reveal the student and to auditors,
+who handle those requests (from the student's access report) but see no incident list and
+reveal no names otherwise. Every export is in the record of access with its reason."""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from monitor.web.queries import list_scoped
 
 MAX_SHOWN = 500
 MIN_REASON = 5
+RECORD_KEEPERS = (*REVIEWERS, "auditor")  # who may export a student's whole record
 
 
 def _person(call: Call) -> str:
@@ -102,14 +108,25 @@ def reveal(call: Call) -> Response:
     return _student_page(call, person, rows, found)
 
 
-@page(*REVIEWERS)
+def _exportable(call: Call, person: str) -> Revealed:
+    """The student whose record this account may export: an auditor any student of the
+    roster (404 for anyone else), a reviewer one they may reveal."""
+    if call.user.account.role == "auditor":
+        found = call.review.directory.find(person)
+        if found is None:
+            raise HTTPException(404)
+        return found
+    _visible(call, person)
+    return _revealable(call, person)
+
+
+@page(*RECORD_KEEPERS)
 def student_record(call: Call) -> Response:
     """Everything held about the student: name, incidents of every school, and the record of
     access, as a printable page or JSON."""
     review, account = call.review, call.user.account
     person = _person(call)
-    _visible(call, person)
-    found = _revealable(call, person)
+    found = _exportable(call, person)
     reason = _reason(call)
     fmt = call.field("format") or "html"
     if fmt not in ("html", "json"):

@@ -160,3 +160,11 @@ def test_listen_addresses(listen: str, expected: tuple[str, int], loopback: bool
 def test_bad_listen_address(bad: str) -> None:
     with pytest.raises(click.BadParameter):
         parse_listen(bad)
+
+
+@pytest.mark.parametrize("bad", ["*", "proxy.example", "10.0.0.0/33", "10.0.0.5,,junk"])
+def test_review_refuses_a_proxy_that_is_no_address(config: str, bad: str) -> None:
+    # (a store URL no driver serves: should the option be taken, nothing would be served)
+    r = run("review", "--config", config, "--db", "nosuchdialect://x", "--forwarded-allow-ips", bad)
+    assert r.exit_code == 2, r.output
+    assert "is not a proxy address or network (such as 10.0.0.5 or 10.0.0.0/24)" in r.output
