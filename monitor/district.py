@@ -44,7 +44,7 @@ from monitor.platforms.classify import Classifier
 from monitor.rules.loader import load_policy
 from monitor.rules.overrides import OverrideSet, OverrideStore
 from monitor.rules.policy import Policy
-from monitor.yamlfile import ConfigError, LineDict, load_yaml, validate
+from monitor.yamlfile import ConfigError, LineDict, load_yaml, read_regular_file, validate
 
 CONFIG_FILE = "district.yaml"
 IdentitySource = Literal["proxy_auth", "static", "dhcp"]
@@ -177,7 +177,12 @@ def pseudonym_key(district: District) -> bytes:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_hex(32) + "\n")
-    key = bytes.fromhex(path.read_text().strip())
+    try:
+        key = bytes.fromhex(read_regular_file(path, 4096).decode("ascii").strip())
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read the pseudonym key: {e.strerror or e}") from None
+    except ValueError:  # not ASCII, not hex
+        raise ValueError(f"{path}: the pseudonym key must be hex digits") from None
     if len(key) < 16:
         raise ValueError(f"{path}: the pseudonym key must be at least 16 bytes")
     return key
@@ -356,7 +361,7 @@ class DistrictLoader:
                 settings, raw = self._settings  # unchanged: no need to parse it again
             else:
                 settings, raw = read_settings(self.config_dir)
-        except (ConfigError, ValueError, OSError) as e:
+        except (ConfigError, ValueError, OSError, RecursionError) as e:
             fp = _fingerprint([self.config_dir / CONFIG_FILE])
             if self._fp.get("settings") != fp:
                 self._fp["settings"] = fp
@@ -377,7 +382,8 @@ class DistrictLoader:
         def attempt(name: str, fn: Callable[[], Any]) -> Any:
             try:
                 value = fn()
-            except (ConfigError, ValueError, OSError) as e:
+            except (ConfigError, ValueError, OSError, RecursionError) as e:
+                # RecursionError: a loader's bug on a pathological file must not stop reloads
                 results.append(ReloadResult(name, False, str(e)))
                 return None
             results.append(ReloadResult(name, True))

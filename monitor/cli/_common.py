@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from monitor.cli._errors import describe_os_error
 from monitor.district import District, DistrictLoader
 from monitor.yamlfile import ConfigError
 
@@ -24,5 +25,7 @@ def load_district(config: str) -> District:
     """Load a configuration directory for a CLI command, as a click error when it is bad."""
     try:
         return DistrictLoader(config).load()
-    except (ConfigError, ValueError, OSError) as e:
+    except OSError as e:
+        raise click.ClickException(describe_os_error(e)) from e
+    except (ConfigError, ValueError) as e:
         raise click.ClickException(str(e)) from e

@@ -27,7 +27,7 @@ from monitor.incidents.access import AccessLog, Actor
 from monitor.incidents.store.accessschema import access_log
 from monitor.incidents.store.schema import incidents
 from monitor.incidents.store.sql import write_transaction
-from monitor.yamlfile import ConfigError, LineDict, load_yaml, validate
+from monitor.yamlfile import ConfigError, LineDict, load_yaml, shorten, validate
 
 RETENTION_FILE = "retention.yaml"
 DISTRICT_FILE = "district.yaml"
@@ -49,7 +49,7 @@ def parse_period(value: object) -> timedelta:
     m = _PERIOD.fullmatch(text)
     if m is None or int(m.group(1)) <= 0:
         raise PydanticCustomError(
-            "invalid", f"'{value}' is not a period: write e.g. 365d, 52w or 6y"
+            "invalid", f"'{shorten(value)}' is not a period: write e.g. 365d, 52w or 6y"
         )
     return int(m.group(1)) * _UNITS[m.group(2)]
 

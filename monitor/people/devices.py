@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from monitor.model import Device
-from monitor.yamlfile import RejectedFileError
+from monitor.yamlfile import RejectedFileError, read_regular_file, shorten
 
 COLUMNS = ("deviceId", "macAddress", "assignedUser", "school", "kind")
 REQUIRED_COLUMNS = ("deviceId", "macAddress", "assignedUser")
@@ -74,7 +74,7 @@ def normalise_mac(value: str) -> str:
         elif _PLAIN.fullmatch(text):
             octets = [text[i : i + 2] for i in range(0, 12, 2)]
     if octets is None:
-        raise ValueError(f"'{value}' is not a MAC address")
+        raise ValueError(f"'{shorten(value)}' is not a MAC address")
     return ":".join(octets)
 
 
@@ -100,7 +100,7 @@ def read_inventory(path: str | Path) -> Inventory:
     """Read and validate a device inventory CSV; raise InventoryError listing every problem."""
     spath = str(path)
     try:
-        raw = Path(spath).read_bytes()
+        raw = read_regular_file(spath)
     except OSError as e:
         raise InventoryError(spath, [f"{spath}: cannot read file: {e.strerror or e}"]) from e
     try:
@@ -155,9 +155,9 @@ def _check_header(
     col: dict[str, int] = {}
     for i, name in enumerate(header):
         if name in col:
-            problems.append(f"{path}:{line}: column '{name}': appears twice in the header")
+            problems.append(f"{path}:{line}: column '{shorten(name)}': appears twice in the header")
         elif name not in COLUMNS:
-            warnings.append(f"{path}:{line}: column '{name}': unknown column, ignored")
+            warnings.append(f"{path}:{line}: column '{shorten(name)}': unknown column, ignored")
         col.setdefault(name, i)
     for name in REQUIRED_COLUMNS:
         if name not in col:
@@ -186,7 +186,7 @@ def _device(
         ok = False
     elif device_id in ids:
         problems.append(
-            f"{path}:{line}: field 'deviceId': duplicate '{device_id}'"
+            f"{path}:{line}: field 'deviceId': duplicate '{shorten(device_id)}'"
             f" (first at line {ids[device_id]})"
         )
         ok = False
@@ -212,7 +212,7 @@ def _device(
                 macs[mac] = line
     elif device_id:
         warnings.append(
-            f"{path}:{line}: field 'macAddress': device '{device_id}' has no MAC address; "
+            f"{path}:{line}: field 'macAddress': device '{shorten(device_id)}' has no MAC address; "
             "only a static address map entry can find it"
         )
     if not ok:

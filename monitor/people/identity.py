@@ -51,7 +51,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from monitor.model import Device, Identity, Person
 from monitor.people.leases import Lease
-from monitor.yamlfile import ConfigError, LineDict, LineList, load_yaml, validate
+from monitor.yamlfile import ConfigError, LineDict, LineList, load_yaml, shorten, validate
 
 SOURCES = ("proxy_auth", "static", "dhcp")
 DEFAULT_ORDER: tuple[str, ...] = ("proxy_auth", "static", "dhcp")
@@ -73,7 +73,7 @@ def _network(text: str) -> IPNetwork:
     except ValueError as e:
         # ipaddress explains host bits and bad prefixes; its "does not appear" adds nothing
         why = "" if "does not appear" in str(e) else f": {e}"
-        raise ValueError(f"'{text}' is not an address or CIDR block{why}") from None
+        raise ValueError(f"'{shorten(text)}' is not an address or CIDR block{why}") from None
     if isinstance(net, ipaddress.IPv6Network) and net.prefixlen >= 96:
         mapped = net.network_address.ipv4_mapped
         if mapped is not None:
@@ -173,7 +173,7 @@ def parse_static_map(
     for i, entry in enumerate(data):
         loc = (*base_loc, i)
         where = (
-            f"entry '{entry['cidr']}'"
+            f"entry '{shorten(entry['cidr'])}'"
             if isinstance(entry, dict) and isinstance(entry.get("cidr"), str)
             else f"entry [{i}]"
         )
@@ -209,14 +209,14 @@ def parse_static_map(
                     spath,
                     key_lines.get("person", entry_line),
                     f"{where}: field 'person'",
-                    f"'{m.person}' is not a sourcedId or username in the roster",
+                    f"'{shorten(m.person)}' is not a sourcedId or username in the roster",
                 )
         if m.device is not None and device_ids is not None and m.device not in device_ids:
             raise ConfigError(
                 spath,
                 key_lines.get("device", entry_line),
                 f"{where}: field 'device'",
-                f"'{m.device}' is not a deviceId in the device inventory",
+                f"'{shorten(m.device)}' is not a deviceId in the device inventory",
             )
         routes.append(
             StaticRoute(
@@ -472,11 +472,12 @@ def _devices(
     owner: dict[str, Person] = {}
     for d in devices:
         if d.device_id in by_id:
-            raise ValueError(f"device '{d.device_id}' appears twice in the inventory")
+            raise ValueError(f"device '{shorten(d.device_id)}' appears twice in the inventory")
         person = find_person(d.user, people, by_username) if d.user else None
         if d.user and person is None:
             warnings.append(
-                f"device '{d.device_id}': assigned user '{d.user}' is not in the roster; "
+                f"device '{shorten(d.device_id)}': assigned user '{shorten(d.user)}' is not in "
+                "the roster; "
                 "the device is kept with no user"
             )
         resolved = replace(d, user=person.sourced_id if person else None)
@@ -486,8 +487,8 @@ def _devices(
         if d.mac is not None:
             if d.mac in by_mac:
                 raise ValueError(
-                    f"MAC address {d.mac} belongs to devices '{by_mac[d.mac].device_id}' "
-                    f"and '{d.device_id}'"
+                    f"MAC address {d.mac} belongs to devices "
+                    f"'{shorten(by_mac[d.mac].device_id)}' and '{shorten(d.device_id)}'"
                 )
             by_mac[d.mac] = resolved
     return by_id, by_mac, owner
@@ -504,7 +505,7 @@ def _static_identity(
         person = find_person(r.person, people, by_username)
         if person is None:
             raise ValueError(
-                f"{r.where}: field 'person': '{r.person}' is not a sourcedId or username "
+                f"{r.where}: field 'person': '{shorten(r.person)}' is not a sourcedId or username "
                 "in the roster"
             )
         return Identity(person=person, device=None, source="static")
@@ -512,7 +513,8 @@ def _static_identity(
         device = by_id.get(r.device)
         if device is None:
             raise ValueError(
-                f"{r.where}: field 'device': '{r.device}' is not a deviceId in the device inventory"
+                f"{r.where}: field 'device': '{shorten(r.device)}' is not a deviceId in the "
+                "device inventory"
             )
         return Identity(person=owner.get(r.device), device=device, source="static")
     return Identity(person=None, device=None, source="static", network=r.name)

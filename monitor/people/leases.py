@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Literal, NamedTuple
 
 from monitor.people.devices import normalise_mac
-from monitor.yamlfile import RejectedFileError
+from monitor.yamlfile import RejectedFileError, read_regular_file, shorten
 
 LeaseFormat = Literal["dhcpd", "dnsmasq", "kea"]
 LEASE_FORMATS: tuple[LeaseFormat, ...] = ("dhcpd", "dnsmasq", "kea")
@@ -112,7 +112,7 @@ def _paths(paths: str | Path | Sequence[str | Path]) -> list[str]:
 
 def _read_text(path: str) -> str:
     try:
-        raw = Path(path).read_bytes()
+        raw = read_regular_file(path)
     except OSError as e:
         raise LeaseFileError(path, [f"{path}: cannot read file: {e.strerror or e}"]) from e
     try:
@@ -126,7 +126,7 @@ def _address(text: str) -> str:
     try:
         return str(ipaddress.ip_address(text))
     except ValueError:
-        raise ValueError(f"'{text}' is not an IP address") from None
+        raise ValueError(f"'{shorten(text)}' is not an IP address") from None
 
 
 def _read_all(
@@ -233,7 +233,7 @@ def _dhcpd_time(args: list[str]) -> int | None:
         return None
     if len(args) == 2 and args[0] == "epoch":
         if not args[1].isdigit():
-            raise ValueError(f"'{args[1]}' is not a number of seconds")
+            raise ValueError(f"'{shorten(args[1])}' is not a number of seconds")
         return int(args[1])
     if len(args) == 3 and args[0].isdigit() and int(args[0]) <= 6:
         d, t = _DATE.fullmatch(args[1]), _TIME.fullmatch(args[2])
@@ -244,7 +244,7 @@ def _dhcpd_time(args: list[str]) -> int | None:
             except ValueError as e:
                 raise ValueError(f"'{args[1]} {args[2]}': {e}") from None
             return calendar.timegm((y, mo, dd, h, mi, sec, 0, 0, 0))
-    shown = " ".join(args)
+    shown = shorten(" ".join(args))
     raise ValueError(
         f"'{shown}' is not a time (expected 'W YYYY/MM/DD HH:MM:SS', 'epoch N' or 'never')"
     )
@@ -351,19 +351,19 @@ class _DnsmasqParser(_Parser):
                 continue
             expiry_s, hw, addr_s = fields[0], fields[1], fields[2]
             if not expiry_s.isdigit():
-                c.problem(n, "expiry", f"'{expiry_s}' is not a number of seconds")
+                c.problem(n, "expiry", f"'{shorten(expiry_s)}' is not a number of seconds")
                 continue
             expires = int(expiry_s) or None  # 0: infinite
             try:
                 ip = ipaddress.ip_address(addr_s)
             except ValueError:
-                c.problem(n, "address", f"'{addr_s}' is not an IP address")
+                c.problem(n, "address", f"'{shorten(addr_s)}' is not an IP address")
                 continue
             if v6:
                 if ip.version != 6:
                     c.problem(n, "address", f"'{addr_s}' is not an IPv6 address (after 'duid')")
                 elif not hw.removeprefix("T").isdigit():
-                    c.problem(n, "iaid", f"'{hw}' is not an IAID")
+                    c.problem(n, "iaid", f"'{shorten(hw)}' is not an IAID")
                 continue  # an IAID, not a MAC address: nothing to match a device with
             if ip.version != 4:
                 c.problem(n, "address", f"'{addr_s}' is not an IPv4 address (before 'duid')")
@@ -372,7 +372,7 @@ class _DnsmasqParser(_Parser):
             if ("-" in hw and ":" in hw) or hw.endswith("-"):
                 # dnsmasq prefixes non-Ethernet hardware with its ARP type
                 if not _HWTYPE.fullmatch(hw.partition("-")[0]):
-                    c.problem(n, "mac", f"'{hw}' is not a hardware address")
+                    c.problem(n, "mac", f"'{shorten(hw)}' is not a hardware address")
                     continue
                 mac = None
             else:
@@ -432,7 +432,7 @@ class _KeaParser(_Parser):
                 return default  # a column of a later schema version than the file's
             text = cells[i].strip() if i is not None else ""
             if not text.isdigit():
-                c.problem(n, name, f"'{text}' is not a non-negative integer")
+                c.problem(n, name, f"'{shorten(text)}' is not a non-negative integer")
                 return None
             return int(text)
 
@@ -452,7 +452,7 @@ class _KeaParser(_Parser):
         if hw:
             octets = hw.split(":")
             if not all(_HWOCTET.fullmatch(o) for o in octets):
-                c.problem(n, "hwaddr", f"'{hw}' is not a hardware address")
+                c.problem(n, "hwaddr", f"'{shorten(hw)}' is not a hardware address")
                 return
             if len(octets) == 6:
                 mac = normalise_mac(hw)

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from monitor.yamlfile import ConfigError, LineDict, LineList, load_yaml, validate
+from monitor.yamlfile import ConfigError, LineDict, LineList, load_yaml, shorten, validate
 
 CATEGORIES = ("social", "video", "messaging", "social_gaming", "kids", "forum", "ai_chat", "bypass")
 Category = Literal[
@@ -43,17 +43,17 @@ def check_hostname(value: str, *, wildcard: bool = False) -> str:
         check_hostname(host[2:])
         return host
     if not host or len(host) > 253:
-        raise ValueError(f"'{value}' is not a host name")
+        raise ValueError(f"'{shorten(value)}' is not a host name")
     if not host.isascii():
-        raise ValueError(f"'{value}' is not ASCII: write it in IDNA form (xn--…)")
+        raise ValueError(f"'{shorten(value)}' is not ASCII: write it in IDNA form (xn--…)")
     labels = host.split(".")
     if len(labels) < 2 and host != "localhost":
-        raise ValueError(f"'{value}' needs at least two labels")
+        raise ValueError(f"'{shorten(value)}' needs at least two labels")
     for label in labels:
         if not _LABEL_RE.match(label):
-            raise ValueError(f"'{value}' has an invalid label '{label}'")
+            raise ValueError(f"'{shorten(value)}' has an invalid label '{shorten(label)}'")
     if labels[-1].isdigit():
-        raise ValueError(f"'{value}' is an IP address, not a host name")
+        raise ValueError(f"'{shorten(value)}' is an IP address, not a host name")
     return host
 
 
@@ -72,7 +72,7 @@ class ActivityRuleModel(BaseModel):
     def _methods(cls, v: str | list[str]) -> str | list[str]:
         for m in [v] if isinstance(v, str) else v:
             if m.upper() not in METHODS:
-                raise ValueError(f"unknown HTTP method '{m}'")
+                raise ValueError(f"unknown HTTP method '{shorten(m)}'")
         return v
 
     @field_validator("path")
@@ -81,7 +81,7 @@ class ActivityRuleModel(BaseModel):
         try:
             re.compile(v)
         except re.error as e:
-            raise ValueError(f"bad regular expression {v!r}: {e}") from None
+            raise ValueError(f"bad regular expression '{shorten(v)}': {e}") from None
         return v
 
     @field_validator("hosts")
@@ -264,7 +264,7 @@ class Catalogue:
 
 def _entry_where(entry: Any, i: int, section: str) -> str:
     if isinstance(entry, dict) and isinstance(entry.get("id"), str):
-        return f"entry '{entry['id']}'"
+        return f"entry '{shorten(entry['id'])}'"
     return f"{section}[{i}]"
 
 

@@ -25,7 +25,15 @@ from monitor.rules.schema import (
     RuleModel,
     SchoolModel,
 )
-from monitor.yamlfile import ConfigError, LineDict, LineList, line_of, load_yaml, validate
+from monitor.yamlfile import (
+    ConfigError,
+    LineDict,
+    LineList,
+    line_of,
+    load_yaml,
+    shorten,
+    validate,
+)
 
 RESERVED_RULE_IDS = frozenset({"default", "not-in-catalogue"})
 
@@ -83,7 +91,7 @@ class _Loader:
                 raise self.fail(
                     (*loc, i),
                     self._field(where, f"{field}[{i}]"),
-                    f"unknown platform '{pid}': not in the catalogue{extra}",
+                    f"unknown platform '{shorten(pid)}': not in the catalogue{extra}",
                 )
 
     def check_categories(self, cats: list[str], loc: tuple[str | int, ...], where: str) -> None:
@@ -92,7 +100,7 @@ class _Loader:
                 raise self.fail(
                     (*loc, i),
                     self._field(where, f"match.categories[{i}]"),
-                    f"unknown category '{c}': use one of {', '.join(CATEGORIES)}",
+                    f"unknown category '{shorten(c)}': use one of {', '.join(CATEGORIES)}",
                 )
 
     def resolve_school(
@@ -104,7 +112,9 @@ class _Loader:
         if names is None:
             hint = difflib.get_close_matches(name, sorted(self.school_names), n=1)
             extra = f" (did you mean '{hint[0]}'?)" if hint else ""
-            raise self.fail(loc, self._field(where, field), f"unknown school '{name}'{extra}")
+            raise self.fail(
+                loc, self._field(where, field), f"unknown school '{shorten(name)}'{extra}"
+            )
         return names
 
     def closed_dates(
@@ -140,7 +150,7 @@ class _Loader:
     ) -> tuple[frozenset[str], SchoolHours]:
         loc: tuple[str | int, ...] = ("schools", i)
         where = (
-            f"school '{entry['id']}'"
+            f"school '{shorten(entry['id'])}'"
             if isinstance(entry, dict) and isinstance(entry.get("id"), str)
             else f"schools[{i}]"
         )
@@ -174,7 +184,7 @@ class _Loader:
     def rule(self, entry: Any, i: int, seen: dict[str, int]) -> Rule:
         loc: tuple[str | int, ...] = ("rules", i)
         where = (
-            f"rule '{entry['id']}'"
+            f"rule '{shorten(entry['id'])}'"
             if isinstance(entry, dict) and isinstance(entry.get("id"), str)
             else f"rules[{i}]"
         )
@@ -256,8 +266,8 @@ class _Loader:
                 if n in school_seen:
                     raise self.fail(
                         ("schools", i, "id"),
-                        self._field(f"school '{hours.name}'", "id"),
-                        f"school listed twice (also as '{school_seen[n]}')",
+                        self._field(f"school '{shorten(hours.name)}'", "id"),
+                        f"school listed twice (also as '{shorten(school_seen[n])}')",
                     )
             for n in names:
                 school_seen[n] = hours.name

@@ -37,7 +37,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from monitor.model import Person
-from monitor.yamlfile import ConfigError, line_of, load_yaml, validate
+from monitor.yamlfile import ConfigError, line_of, load_yaml, read_regular_file, validate
 
 DEFAULT_MAX_LENGTH = timedelta(days=1)
 # a start a little in the past is "now" on a clock that differs by a few seconds
@@ -229,11 +229,13 @@ class OverrideStore:
     def load(self) -> builtins.list[Override]:
         """Every record in the file (a missing file is an empty store)."""
         try:
-            text = self.path.read_text(encoding="utf-8")
+            text = read_regular_file(self.path).decode("utf-8")
         except FileNotFoundError:
             return []
         except OSError as e:
             raise ConfigError(self.path, None, "", f"cannot read file: {e.strerror or e}") from e
+        except UnicodeDecodeError as e:
+            raise ConfigError(self.path, None, "", f"not UTF-8 text (byte {e.start})") from None
         return self._parse(text)
 
     def _parse(self, text: str) -> builtins.list[Override]:
@@ -242,6 +244,8 @@ class OverrideStore:
             data = json.loads(text)
         except json.JSONDecodeError as e:
             raise ConfigError(path, e.lineno, "", f"invalid JSON: {e.msg}") from None
+        except RecursionError:
+            raise ConfigError(path, None, "", "invalid JSON: nested too deeply") from None
         try:
             return self._records(data, data)
         except ConfigError as first:

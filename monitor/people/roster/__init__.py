@@ -9,7 +9,7 @@ otherwise sound file only drop that row or field, each with a precise ``Problem`
 Three steps, one module each: :mod:`~monitor.people.roster.tables` reads and validates the files,
 :mod:`~monitor.people.roster.references` reads their rows and resolves references between them,
 :mod:`~monitor.people.roster.build` builds the :class:`Roster`. Imports only
-:mod:`monitor.model`.
+:mod:`monitor.model` and :mod:`monitor.yamlfile` (which shortens values quoted in messages).
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ from monitor.model import ClassSection, Person
 from monitor.people.roster.model import Roster
 from monitor.people.roster.references import Rows, UserRow
 from monitor.people.roster.tables import Export, Problems
+from monitor.yamlfile import shorten
 
 
 def resolve_role(export: Export, problems: Problems, user: UserRow) -> str | None:
@@ -24,7 +25,7 @@ def resolve_role(export: Export, problems: Problems, user: UserRow) -> str | Non
             str(export.dir / "roles.csv"),
             user.roles[0][2],
             "role",
-            f"user '{user.sid}' has primary roles {', '.join(distinct)}: using {chosen}",
+            f"user '{shorten(user.sid)}' has primary roles {', '.join(distinct)}: using {chosen}",
         )
         return chosen
     return distinct[0]
@@ -67,7 +68,7 @@ def build_roster(export: Export, rows: Rows) -> Roster:
                 users_csv,
                 user.line,
                 "username",
-                f"'{user.username}' is also the username on line {username_line[key]}: "
+                f"'{shorten(user.username)}' is also the username on line {username_line[key]}: "
                 "neither is looked up by it",
             )
             ambiguous.add(key)
@@ -87,7 +88,8 @@ def build_roster(export: Export, rows: Rows) -> Roster:
                 file,
                 line,
                 "username",
-                f"'{alias}' is the username of '{owner.sourced_id}': alias ignored",
+                f"'{shorten(alias)}' is the username of '{shorten(owner.sourced_id)}': "
+                "alias ignored",
             )
 
     classes: dict[str, ClassSection] = {}

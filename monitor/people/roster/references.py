@@ -14,6 +14,7 @@ from datetime import date
 
 from monitor.model import KNOWN_ROLES, School
 from monitor.people.roster.tables import Problems, Table, closest
+from monitor.yamlfile import shorten
 
 # Enrollment roles of the 1.1 and 1.2 vocabularies; everyone but a student teaches or assists.
 _ENROLLMENT_ROLES = frozenset({"student", "teacher", "administrator", "proctor", "aide"})
@@ -86,7 +87,7 @@ class Rows:
             # looked up again only when there is something to report.
             first = t.first_line_of(t.col["sourcedId"], sid)
             self.problems.error(
-                t.path, line, "sourcedId", f"'{sid}' repeats (first on line {first})"
+                t.path, line, "sourcedId", f"'{shorten(sid)}' repeats (first on line {first})"
             )
             return False
         seen.add(sid)
@@ -101,7 +102,7 @@ class Rows:
         if status == "tobedeleted":
             return True
         self.problems.skip(
-            t.path, line, "status", f"'{status}' is not active or tobedeleted: row skipped"
+            t.path, line, "status", f"'{shorten(status)}' is not active or tobedeleted: row skipped"
         )
         return None
 
@@ -143,7 +144,9 @@ class Rows:
         if ref in self.orgs:
             return ref if ref in self.schools else None
         if ref not in self.gone_orgs:
-            self.problems.skip(t.path, line, col, f"unknown org '{ref}' (not in orgs.csv): {what}")
+            self.problems.skip(
+                t.path, line, col, f"unknown org '{shorten(ref)}' (not in orgs.csv): {what}"
+            )
         return None
 
     def read_users(self, t: Table) -> None:
@@ -166,7 +169,7 @@ class Rows:
                         t.path,
                         line,
                         "enabledUser",
-                        f"'{row[enabled_i].strip()}' is not true or false: user skipped",
+                        f"'{shorten(row[enabled_i].strip())}' is not true or false: user skipped",
                     )
                 self.gone_users.add(sid)
                 continue
@@ -200,15 +203,15 @@ class Rows:
         role = _ROLE_BY_FOLDED.get(value.lower())
         if role is None:
             near = closest(value, sorted(KNOWN_ROLES))
-            hint = f" (did you mean '{near}'?)" if near else ""
-            self.problems.skip(t.path, line, col, f"unknown role '{value}'{hint}: {what}")
+            hint = f" (did you mean '{shorten(near)}'?)" if near else ""
+            self.problems.skip(t.path, line, col, f"unknown role '{shorten(value)}'{hint}: {what}")
         return role
 
     def user_ref(self, t: Table, line: int, col: str, ref: str, what: str) -> UserRow | None:
         user = self.users.get(ref)
         if user is None and ref not in self.gone_users:
             self.problems.skip(
-                t.path, line, col, f"unknown user '{ref}' (not in users.csv): {what}"
+                t.path, line, col, f"unknown user '{shorten(ref)}' (not in users.csv): {what}"
             )
         return user
 
@@ -231,7 +234,7 @@ class Rows:
                     t.path,
                     line,
                     "roleType",
-                    f"'{row[type_i].strip()}' is not primary or secondary: row skipped",
+                    f"'{shorten(row[type_i].strip())}' is not primary or secondary: row skipped",
                 )
                 continue
             role = self.role(t, line, "role", row[role_i].strip(), "row skipped")
@@ -307,7 +310,7 @@ class Rows:
                         t.path,
                         line,
                         "schoolSourcedId",
-                        f"org '{ref}' is a {self.orgs[ref]}, not a school: "
+                        f"org '{shorten(ref)}' is a {self.orgs[ref]}, not a school: "
                         "class kept without school",
                     )
             if check_terms and terms_i is not None:
@@ -317,7 +320,7 @@ class Rows:
                             t.path,
                             line,
                             "termSourcedIds",
-                            f"unknown academic session '{term}': reference dropped",
+                            f"unknown academic session '{shorten(term)}': reference dropped",
                         )
             self.class_rows[sid] = (row[title_i].strip(), school or "")
             self.class_members[sid] = (sid, [], [])
@@ -341,7 +344,7 @@ class Rows:
                         t.path,
                         line,
                         "classSourcedId",
-                        f"unknown class '{class_id}' (not in classes.csv): row skipped",
+                        f"unknown class '{shorten(class_id)}' (not in classes.csv): row skipped",
                     )
                 continue
             user = self.user_ref(t, line, "userSourcedId", row[user_i].strip(), "row skipped")
@@ -354,7 +357,7 @@ class Rows:
                     t.path,
                     line,
                     "role",
-                    f"unknown enrollment role '{role}' (expected {allowed}): row skipped",
+                    f"unknown enrollment role '{shorten(role)}' (expected {allowed}): row skipped",
                 )
                 continue
             class_id, teachers, students = member
@@ -378,8 +381,8 @@ def parse_date(value: str) -> tuple[date | None, str]:
     """An ISO 8601 date (a dateTime's date part is accepted) or None and why not."""
     m = _DATE_RE.fullmatch(value)
     if m is None:
-        return None, f"'{value}' is not a date (expected YYYY-MM-DD)"
+        return None, f"'{shorten(value)}' is not a date (expected YYYY-MM-DD)"
     try:
         return date(int(m[1]), int(m[2]), int(m[3])), ""
     except ValueError:
-        return None, f"'{value}' is not a real date"
+        return None, f"'{shorten(value)}' is not a real date"

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from monitor.people.roster.model import Problem, RosterError
+from monitor.yamlfile import clip, shorten
 
 VERSIONS = ("1.1", "1.2")
 
@@ -130,13 +131,16 @@ class Problems:
         self.items: list[Problem] = []
 
     def error(self, file: str, line: int | None, fld: str, message: str) -> None:
-        self.items.append(Problem(file, line, fld, message, "error"))
+        self.items.append(Problem(file, line, shorten(fld), clip(message), "error"))
 
     def warn(self, file: str, line: int | None, fld: str, message: str) -> None:
-        self.items.append(Problem(file, line, fld, message, "warning"))
+        self.items.append(Problem(file, line, shorten(fld), clip(message), "warning"))
 
     def skip(self, file: str, line: int | None, fld: str, message: str) -> None:
-        self.items.append(Problem(file, line, fld, message, "skipped"))
+        self.items.append(Problem(file, line, shorten(fld), clip(message), "skipped"))
+
+    def unreadable(self, path: Path, e: OSError) -> None:
+        self.error(str(path), None, "", f"cannot read file: {e.strerror or e}")
 
     def has_errors(self) -> bool:
         return any(p.kind == "error" for p in self.items)
@@ -165,7 +169,12 @@ class Table:
 
     def records(self) -> Iterator[tuple[int, list[str]]]:
         start = 1
-        with self.file.open(encoding="utf-8-sig", newline="") as f:
+        try:
+            f = self.file.open(encoding="utf-8-sig", newline="")
+        except OSError as e:
+            self.problems.unreadable(self.file, e)
+            return
+        with f:
             reader = csv.reader(f, strict=True)
             try:
                 next(reader)  # the header, checked already
@@ -200,7 +209,11 @@ class Table:
 
 def report_not_utf8(problems: Problems, path: Path) -> None:
     """Report where a file stops being UTF-8."""
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        problems.unreadable(path, e)
+        return
     body = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
     try:
         body.decode("utf-8")
@@ -224,12 +237,23 @@ class Export:
         self.version = "1.1"
         self.manifest: dict[str, str] = {}  # file name → bulk | absent
 
+    def regular_file(self, path: Path) -> bool:
+        """An existing path is a regular file; else an error (a directory, or a FIFO that
+        would block the reader) and False."""
+        if path.is_file():
+            return True
+        what = "a directory" if path.is_dir() else "not a regular file (a FIFO, socket or device?)"
+        self.problems.error(str(path), None, "", f"is {what}: expected a CSV file")
+        return False
+
     def read_header(self, path: Path) -> list[str] | None:
         """The header row (stripped names), [] for an empty file, None after an error."""
-        with path.open("rb") as f:
-            digest = hashlib.file_digest(f, "sha256").digest()
-        self.digest.update(f"{path.name}\0".encode() + digest)
+        if not self.regular_file(path):
+            return None
         try:
+            with path.open("rb") as f:
+                digest = hashlib.file_digest(f, "sha256").digest()
+            self.digest.update(f"{path.name}\0".encode() + digest)
             with path.open(encoding="utf-8-sig", newline="") as f:
                 header = next(csv.reader(f, strict=True), [])
         except UnicodeDecodeError:
@@ -237,6 +261,9 @@ class Export:
             return None
         except csv.Error as e:
             self.problems.error(str(path), 1, "header", f"cannot be read as CSV: {e}")
+            return None
+        except OSError as e:
+            self.problems.unreadable(path, e)
             return None
         header = [h.strip() for h in header]
         return header if any(header) else []
@@ -275,7 +302,10 @@ class Export:
                 version_line = line
                 if value not in VERSIONS:
                     self.problems.error(
-                        table.path, line, prop, f"'{value}' is not supported (expected 1.1 or 1.2)"
+                        table.path,
+                        line,
+                        prop,
+                        f"'{shorten(value)}' is not supported (expected 1.1 or 1.2)",
                     )
                 else:
                     self.version = value
@@ -290,7 +320,10 @@ class Export:
                     )
                 elif mode not in _MANIFEST_MODES:
                     self.problems.error(
-                        table.path, line, prop, f"'{value}' is not one of bulk, delta, absent"
+                        table.path,
+                        line,
+                        prop,
+                        f"'{shorten(value)}' is not one of bulk, delta, absent",
                     )
                 else:
                     self.manifest[prop[5:] + ".csv"] = mode
@@ -302,6 +335,8 @@ class Export:
 
     def guess_version(self) -> str:
         users = self.dir / "users.csv"
+        if not users.is_file():
+            return "1.1"  # its own error comes when it is opened
         try:
             with users.open(encoding="utf-8-sig", errors="replace", newline="") as f:
                 first = f.readline()
