@@ -11,9 +11,8 @@ from datetime import datetime
 from mitmproxy import http
 
 from monitor.flow.blockpage import BlockInfo, render_html, render_json, wants_html
-from monitor.flow.engine import decide_request
+from monitor.flow.engine import Name, catalogue_names, decide_request
 from monitor.model import Decision
-from monitor.platforms.classify import normalise_host
 
 from .runtime import Runtime
 from .selective import Selective, proxy_user
@@ -52,6 +51,12 @@ _FAILED = Decision(
 )
 
 
+def _merge(first: tuple[Name, ...], more: tuple[Name, ...]) -> tuple[Name, ...]:
+    """``first`` then the names of ``more`` it does not have yet."""
+    hosts = {h for _, h in first}
+    return first + tuple(n for n in more if n[1] not in hosts)
+
+
 class Enforce:
     def __init__(self, runtime: Runtime, selective: Selective) -> None:
         self.rt = runtime
@@ -65,37 +70,32 @@ class Enforce:
             district = self.rt.district
             st = self.sel.state(flow.client_conn, proxy_user(flow))
             who = st.who
-            host = normalise_host(flow.request.pretty_host) or ""
-            platform = district.classifier.platform_of_normalised(host) if host else None
-            if platform is None and st.plan is not None and st.plan.platform is not None:
-                # a Host header outside the catalogue on a catalogue TLS name: the TLS name counts
-                platform = st.plan.platform
-                host = st.plan.host or host
-            if platform is None:
+            req = flow.request
+            # where the request will go (the URL's host, or the connection's destination) and
+            # its Host header, then the names its connection gave: the strictest decision wins
+            names = catalogue_names(district, (req.host, req.pretty_host))
+            if st.plan is not None and st.plan.names:
+                names = _merge(names, st.plan.names)
+            if not names:
                 return  # plain HTTP to a host outside the catalogue: not our business
             now = time.time()
-            activity, ruling = decide_request(
-                district,
-                who,
-                platform,
-                flow.request.method,
-                host,
-                flow.request.path,
-                decision_headers(flow.request.headers),
-                now,
+            rr = decide_request(
+                district, who, names, req.method, req.path, decision_headers(req.headers), now
             )
+            if rr is None:
+                return
             self.rt.metrics.decision_seconds.observe(time.perf_counter() - started)
-            decision = ruling.decision
+            decision = rr.ruling.decision
             flow.metadata["monitor"] = {
-                "platform": platform.id,
-                "activity": activity,
+                "platform": rr.platform.id,
+                "activity": rr.activity,
                 "action": decision.action,
                 "rule": decision.rule_id,
             }
-            school = district.school_label(ruling.school)
-            self.rt.record(who, ruling, school, platform.id, activity, host, now)
+            school = district.school_label(rr.ruling.school)
+            self.rt.record(who, rr.ruling, school, rr.platform.id, rr.activity, rr.host, now)
             if decision.action == "block":
-                self._block(flow, platform.name, host, activity, decision, now)
+                self._block(flow, rr.platform.name, rr.host, rr.activity, decision, now)
             elif decision.action == "restrict":
                 for name, value in decision.headers:
                     flow.request.headers[name] = value

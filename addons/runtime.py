@@ -6,6 +6,8 @@ Options (``--set name=value``):
   monitor_metrics_listen   host:port of the Prometheus endpoint ('' to disable)
   monitor_reload_interval  seconds between checks for changed configuration files
   monitor_store            incident store URL (default: district.yaml's, else SQLite in state_dir)
+  monitor_instance         names this process's incident journal and spool in state_dir (one
+                           name per proxy process sharing a state directory; default: none)
 """
 
 from __future__ import annotations
@@ -27,6 +29,17 @@ from monitor.yamlfile import ConfigError
 log = logging.getLogger("monitor")
 
 
+def _startup_check() -> logging.Handler | None:
+    """The log handler of mitmproxy's errorcheck addon (exits on errors during start-up), or
+    None when there is none."""
+    from mitmproxy import ctx
+
+    master = getattr(ctx, "master", None)
+    addon = master.addons.get("errorcheck") if master is not None else None
+    handler = getattr(addon, "logger", None)
+    return handler if isinstance(handler, logging.Handler) else None
+
+
 class Runtime:
     """Owns everything the other addons share. Loaded first."""
 
@@ -39,6 +52,7 @@ class Runtime:
         self._metrics_server: Any = None
         self._reload_task: asyncio.Task[None] | None = None
         self._stats_task: asyncio.Task[None] | None = None
+        self._writer_task: asyncio.Task[None] | None = None
         self.log = DecisionLog(self.metrics, None, b"")
 
     # -- mitmproxy hooks ---------------------------------------------------------------------
@@ -71,6 +85,15 @@ class Runtime:
             "Incident store URL (sqlite:///path or postgresql+psycopg://…); default: "
             "district.yaml's 'store', else SQLite in the state directory.",
         )
+        loader.add_option(
+            "monitor_instance",
+            str,
+            "",
+            "Name of this proxy process's incident journal and spool in the state directory "
+            "(incident-journal-NAME.jsonl, incident-spool-NAME.jsonl). Give every process that "
+            "shares a state directory its own, stable across restarts: a restarted process "
+            "writes what its journal still holds. A name in use by a live process is refused.",
+        )
 
     def configure(self, updated: set[str]) -> None:
         from mitmproxy import ctx
@@ -84,7 +107,7 @@ class Runtime:
                 raise exceptions.OptionsError(f"monitor_config: {e}") from e
             self.loader, self.district, self.key = loader, district, key
             self._count_config(district, loaded=COMPONENTS)
-            self._start_recorder(district, ctx.options.monitor_store)
+            self._start_recorder(district, ctx.options.monitor_store, ctx.options.monitor_instance)
             log.info(
                 "monitor: district loaded from %s (%d people, %d platforms, %d rules)",
                 district.config_dir,
@@ -101,9 +124,11 @@ class Runtime:
             self._reload_task = loop.create_task(self._reload_loop())
         if self._stats_task is None:
             self._stats_task = loop.create_task(self._stats_loop())
+        if self._writer_task is None and self.recorder is not None:
+            self._writer_task = loop.create_task(self._start_writer_after_startup())
 
     def done(self) -> None:
-        for task in (self._reload_task, self._stats_task):
+        for task in (self._reload_task, self._stats_task, self._writer_task):
             if task is not None:
                 task.cancel()
         if self.recorder is not None:
@@ -113,6 +138,7 @@ class Runtime:
         if self._metrics_server is not None:
             try:
                 self._metrics_server.shutdown()
+                self._metrics_server.server_close()
             except Exception:  # noqa: BLE001 - shutting down anyway
                 pass
 
@@ -121,6 +147,7 @@ class Runtime:
     def _start_metrics(self, listen: str) -> None:
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
+            self._metrics_server.server_close()  # or the port stays bound until GC
             self._metrics_server = None
         if not listen:
             return
@@ -137,10 +164,35 @@ class Runtime:
             ) from e
         self._metrics_server = server
 
-    def _start_recorder(self, district: District, store_url: str) -> None:
-        if self.recorder is None:
-            self.recorder = open_recorder(district, store_url)
-            self.log = DecisionLog(self.metrics, self.recorder, self.key)
+    def _start_recorder(self, district: District, store_url: str, instance: str) -> None:
+        if self.recorder is not None:
+            return
+        try:
+            self.recorder = open_recorder(district, store_url, instance, start=False)
+        except (ValueError, OSError) as e:
+            # the journal or spool is another live process's, or the state directory is not
+            # writable: refuse to start rather than run without a crash-safe incident record
+            raise exceptions.OptionsError(f"monitor incidents: {e}") from e
+        self.log = DecisionLog(self.metrics, self.recorder, self.key)
+        if _startup_check() is None:
+            self.recorder.start()  # no start-up check to wait for (tests, other masters)
+
+    async def _start_writer_after_startup(self) -> None:
+        """Start the incident writer once mitmproxy's start-up check is over.
+
+        mitmdump exits when anything logs an error before it has started (its ``errorcheck``
+        addon). A store that is broken at start-up must be an error in the log, loud, and not
+        take the proxy down (fail-safe: filtering goes on, incidents go to the spool), so the
+        writer, which opens the store at once, starts after that check. Events of requests
+        decided meanwhile are journaled and queued as always."""
+        check = _startup_check()
+        deadline = time.monotonic() + 10
+        while check is not None and check in logging.getLogger().handlers:
+            if time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.01)
+        if self.recorder is not None and not self.recorder.started:
+            self.recorder.start()
 
     def _count_config(self, district: District, loaded: tuple[str, ...]) -> None:
         now = time.time()

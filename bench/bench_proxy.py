@@ -18,6 +18,12 @@ district's 13-year-old):
                13-year-old is restricted in school hours, so decrypted and decided per request)
   passthrough  CONNECT + TLS to the origin's certificate for www.school-site.example (addon:
                not in the catalogue, ignore_connection; bare: ignore_hosts)
+  incident     CONNECT + TLS to the proxy's certificate for www.tiktok.com, GET /login from
+               127.0.0.11 (the 11-year-old): with the addon every request is blocked (403 and
+               the block page, nothing upstream) and raises an incident, which is journaled
+               before the answer and written to the store; bare mitmdump fetches it from the
+               origin. Not the same work, so its ratio has no target: it is there to measure
+               the cost per incident (addon µs before and after a change to recording).
 
 Runs alternate bare and addon (the order swaps every round) so that machine noise hits both;
 the figures are medians over rounds. Each run's clock includes opening its connections. The
@@ -78,7 +84,9 @@ TZ = ZoneInfo("America/New_York")  # the example district's
 CLIENT = "127.0.0.13"  # the example district's 13-year-old
 YOUTUBE = "www.youtube.com"
 OFF_CATALOGUE = "www.school-site.example"
-HOSTS = [YOUTUBE, OFF_CATALOGUE]
+TIKTOK = "www.tiktok.com"
+UNDER13 = "127.0.0.11"  # the example district's 11-year-old
+HOSTS = [YOUTUBE, OFF_CATALOGUE, TIKTOK]
 RSS_TARGET_MB = 20.0
 # monitor/cli/proxy.py's production options
 PRODUCTION = {
@@ -145,8 +153,11 @@ class Scenario:
     host: str
     tls: bool
     intercepted: bool  # the client sees the proxy's certificate (else the origin's)
-    target: float  # addon/bare req/s
+    target: float | None  # addon/bare req/s (None: not comparable, no target)
     restricted: bool  # with the addon, the origin must see YouTube-Restrict: Strict
+    client: str = CLIENT
+    path: str = "/watch?v=bench"
+    blocked: bool = False  # with the addon: 403, nothing upstream, one incident per request
 
 
 SCENARIOS = (
@@ -155,6 +166,17 @@ SCENARIOS = (
     Scenario(
         "passthrough", OFF_CATALOGUE, tls=True, intercepted=False, target=0.95, restricted=False
     ),
+    Scenario(
+        "incident",
+        TIKTOK,
+        tls=True,
+        intercepted=True,
+        target=None,
+        restricted=False,
+        client=UNDER13,
+        path="/login",
+        blocked=True,
+    ),  # fmt: skip
 )
 
 
@@ -443,9 +465,21 @@ def connection_metrics(under: UnderTest) -> dict[str, float]:
     return out
 
 
+def incident_count(under: UnderTest) -> float:
+    """monitor_incidents_total, summed (incident events handed to the recorder)."""
+    assert under.metrics_port is not None
+    text = http_get_json(under.metrics_port, "/metrics").decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("monitor_incidents_total{")
+    )
+
+
 def target_for(world: World, under: UnderTest, sc: Scenario) -> Target:
     ctx = under.intercept_ctx if sc.intercepted else world.passthrough_ctx
-    return Target(under.proxy.port, CLIENT, sc.host, sc.tls, ctx if sc.tls else None)
+    return Target(under.proxy.port, sc.client, sc.host, sc.tls, ctx if sc.tls else None,
+                  path=sc.path)  # fmt: skip
 
 
 def one_run(
@@ -462,6 +496,8 @@ def one_run(
     t = target_for(world, under, sc)
     before_origin = origin_counts(world) if check else {}
     before_metrics = connection_metrics(under) if check else {}
+    if check and under.metrics_port is not None:
+        before_metrics["incidents"] = incident_count(under)
     m0 = machine_busy()
     c0, o0, s0 = cpu_seconds(under.pid), cpu_seconds(world.origin_proc.pid), time.process_time()
     # a floor of 25 req/s: slower than that is a hang, not a measurement
@@ -495,7 +531,8 @@ def verify(
     bad: list[str] = []
     if res.requests != requests or res.errors:
         bad.append(f"{res.requests}/{requests} requests, {res.errors} errors {res.first_error}")
-    if set(res.statuses) != {200}:
+    blocked = sc.blocked and under.name == "addon"
+    if set(res.statuses) != ({403} if blocked else {200}):
         bad.append(f"statuses {dict(res.statuses)}")
     if sc.tls:
         want = "mitmproxy" if sc.intercepted else ORIGIN_CA_NAME
@@ -506,13 +543,13 @@ def verify(
     now = after["hosts"].get(sc.host, [0, 0])
     then = before_origin["hosts"].get(sc.host, [0, 0])
     seen, restricted = now[0] - then[0], now[1] - then[1]
-    if seen != res.requests:
+    if seen != (0 if blocked else res.requests):
         bad.append(f"origin saw {seen} requests for {sc.host}, the client made {res.requests}")
     want_restricted = seen if (sc.restricted and under.name == "addon") else 0
     if restricted != want_restricted:
         bad.append(f"origin saw YouTube-Restrict: Strict on {restricted}/{seen} requests")
     upstream = after["connections"] - before_origin["connections"]
-    if upstream != res.connections:
+    if upstream != (0 if blocked else res.connections):
         # keep-alive upstream too: one origin connection per client connection
         bad.append(f"{upstream} upstream connections for {res.connections} client connections")
     if under.metrics_port is not None and sc.tls:
@@ -523,6 +560,10 @@ def verify(
                 f"monitor_connections_total{{outcome={outcome}}} +{delta:g}, "
                 f"{res.connections} connections made"
             )
+    if blocked:
+        raised = incident_count(under) - before_metrics.get("incidents", 0.0)
+        if raised != res.requests:
+            bad.append(f"monitor_incidents_total +{raised:g}, {res.requests} blocked requests")
     world.problems += [f"{where}: {b}" for b in bad]
 
 
@@ -611,7 +652,7 @@ def report(
     print()
     print(
         f"req/s: {args.conns} keep-alive connections ({args.passthrough_conns} for passthrough) "
-        f"from {CLIENT}, median [min-max] over "
+        f"from {CLIENT} ({UNDER13} for incident), median [min-max] over "
         f"{args.rounds} rounds; ratio = addon/bare of the medians; paired = median of the "
         f"per-round ratios (each pair run back to back)"
     )
@@ -627,10 +668,14 @@ def report(
         ratio = median(ra) / median(rb)
         paired = median([a / b for a, b in zip(ra, rb, strict=True)])
         n = args.requests * scale.get(sc.name, 1)
-        ok = "met" if ratio >= sc.target else "MISSED"
+        if sc.target is None:
+            ok, target = "-", "-"
+        else:
+            ok = "met" if ratio >= sc.target else "MISSED"
+            target = ">=" + format(sc.target, ".2f")
         print(
             f"{sc.name:<12} {n:>7} {cell(rb):>22} {cell(ra):>22} {ratio:>6.3f} {paired:>6.3f} "
-            f"{'>=' + format(sc.target, '.2f'):>7}  {ok}"
+            f"{target:>7}  {ok}"
         )
     print(
         "per-round ratios: "
@@ -760,8 +805,8 @@ def main() -> int:
     )
     ap.add_argument(
         "--scenarios",
-        default="http,intercepted,passthrough",
-        help="comma-separated subset of http, intercepted, passthrough",
+        default="http,intercepted,passthrough,incident",
+        help="comma-separated subset of http, intercepted, passthrough, incident",
     )
     ap.add_argument("--warmup", type=int, default=400, help="untimed requests per scenario")
     ap.add_argument("--rss", action="store_true", help="the memory run instead of the comparison")
@@ -823,8 +868,8 @@ def main() -> int:
             print("  " + p)
         return 1
     print(
-        "\nchecks: all runs answered 200, right TLS issuers, origin counts and "
-        "YouTube-Restrict headers as expected"
+        "\nchecks: all runs answered as expected (200; 403 and one incident per request for "
+        "incident), right TLS issuers, origin counts and YouTube-Restrict headers"
     )
     return 0
 

@@ -329,3 +329,186 @@ def curl(
     if r.returncode != 0 and status == 0:
         return CurlResult(0, {}, "", issuer, err)
     return CurlResult(status, hdrs, body, issuer, err)
+
+
+# -- a whole world: the example district generated for today, an origin, a mitmdump -------------
+
+EXAMPLE_HOSTS = [
+    "www.tiktok.com",
+    "api16-normal-c-useast1a.tiktokv.com",
+    "www.youtube.com",
+    "www.youtubekids.com",
+    "www.school-site.example",
+    "www.instagram.com",
+]
+ALWAYS_OPEN = '{days: [mon-sun], start: "00:00", end: "23:59"}'
+
+
+@dataclass
+class World:
+    district: Path
+    ca: OriginCA
+    origin: Origin
+    proxy: Proxy
+    metrics_port: int
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum of a metric's samples that carry ``labels``, from the live endpoint."""
+        import urllib.request
+
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as r:
+            text = r.read().decode()
+        total = 0.0
+        for line in text.splitlines():
+            if not line.startswith((name + "{", name + " ")):
+                continue
+            if all(f'{k}="{v}"' in line for k, v in labels.items()):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def stop(self) -> str:
+        log = self.proxy.stop()
+        self.origin.stop()
+        return log
+
+
+def example_district(base: Path, *, always_in_hours: bool = True) -> Path:
+    """The example district generated for today into ``base/district``; with
+    ``always_in_hours``, every day is a school day, all day long."""
+    import re
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    district = base / "district"
+    today = datetime.now(ZoneInfo("America/New_York")).date()
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "generate_district.py"),
+            "--out",
+            str(district),
+            "--today",
+            today.isoformat(),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    if always_in_hours:
+        text = (district / "policy.yaml").read_text()
+        text = re.sub(r'\{days: \[mon-fri\], start: "08:00", end: "15:00"\}', ALWAYS_OPEN, text)
+        text = re.sub(r"(?ms)^closed:.*?(?=^schools:)", "closed: []\n\n", text)
+        (district / "policy.yaml").write_text(text)
+    return district
+
+
+def start_world(base: Path, options: dict[str, str] | None = None) -> World:
+    """The example district, an origin serving EXAMPLE_HOSTS and a mitmdump with the addons."""
+    district = example_district(base)
+    ca = make_origin_ca(base / "ca", EXAMPLE_HOSTS)
+    origin = Origin().start(ca)
+    metrics_port = free_port()
+    opts = {
+        "monitor_config": str(district),
+        "monitor_metrics_listen": f"127.0.0.1:{metrics_port}",
+        "monitor_reload_interval": "0.3",
+        "connection_strategy": "lazy",
+        **(options or {}),
+    }
+    try:
+        proxy = start_proxy(base, origin, ca, opts)
+    except BaseException:
+        origin.stop()
+        raise
+    return World(district, ca, origin, proxy, metrics_port)
+
+
+@dataclass
+class RawResult:
+    connect_status: int  # the proxy's answer to the CONNECT (0: none, e.g. closed)
+    status: int  # the HTTP status inside the tunnel (0: no HTTP answer)
+    body: str
+    issuer: str  # the certificate issuer the client saw ("" without TLS)
+
+
+def raw_request(
+    proxy: Proxy,
+    *,
+    client: str,
+    connect_host: str | None,
+    sni: str | None,
+    host_header: str,
+    cacerts: list[Path],
+    path: str = "/",
+    headers: dict[str, str] | None = None,
+    timeout: float = 15,
+) -> RawResult:
+    """One request whose names disagree as a client can make them: a CONNECT to one host, a
+    TLS server name of another and a Host header of a third (``connect_host=None``: plain
+    HTTP in absolute form to ``sni``'s place, i.e. ``GET http://{host}/`` with the Host
+    header given)."""
+    sock = socket.create_connection(("127.0.0.1", proxy.port), timeout, (client, 0))
+    try:
+        extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+        if connect_host is None:
+            target = f"http://{sni}{path}"
+            sock.sendall(
+                f"GET {target} HTTP/1.1\r\nHost: {host_header}\r\n{extra}"
+                "Connection: close\r\n\r\n".encode()
+            )
+            status, body = _read_http(sock)
+            return RawResult(0, status, body, "")
+        sock.sendall(
+            f"CONNECT {connect_host}:443 HTTP/1.1\r\nHost: {connect_host}:443\r\n\r\n".encode()
+        )
+        connect_status, _ = _read_http(sock, head_only=True)
+        if connect_status != 200:
+            return RawResult(connect_status, 0, "", "")
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        for ca in cacerts:
+            ctx.load_verify_locations(ca)
+        with ctx.wrap_socket(sock, server_hostname=sni) as tls:
+            issuer = ""
+            cert = tls.getpeercert()
+            if cert:
+                issuer = ", ".join("=".join(x) for rdn in cert.get("issuer", ()) for x in rdn)
+            tls.sendall(
+                f"GET {path} HTTP/1.1\r\nHost: {host_header}\r\n{extra}"
+                "Connection: close\r\n\r\n".encode()
+            )
+            status, body = _read_http(tls)
+        return RawResult(connect_status, status, body, issuer)
+    except (ssl.SSLError, ConnectionError) as e:
+        return RawResult(0, 0, f"{type(e).__name__}: {e}", "")
+    finally:
+        sock.close()
+
+
+def _read_http(sock: socket.socket, *, head_only: bool = False) -> tuple[int, str]:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/"):
+        return 0, ""
+    status = int(head.split(b" ", 2)[1])
+    if head_only:
+        return status, ""
+    length = None
+    for line in head.split(b"\r\n")[1:]:
+        k, _, v = line.partition(b":")
+        if k.strip().lower() == b"content-length":
+            length = int(v.strip())
+    while length is None or len(rest) < length:
+        try:
+            chunk = sock.recv(65536)
+        except (TimeoutError, ssl.SSLError, ConnectionError):
+            break
+        if not chunk:
+            break
+        rest += chunk
+    return status, rest.decode("utf-8", "replace")

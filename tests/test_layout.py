@@ -21,7 +21,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("monitor.__main__",),
     ("monitor.cli",),
     ("addons",),
-    ("monitor.web", "monitor.sensor"),
+    ("monitor.web", "monitor.sensor", "monitor.gateway"),
     ("monitor.flow",),
     ("monitor.district",),
     ("monitor.rules", "monitor.incidents"),

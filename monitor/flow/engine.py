@@ -5,8 +5,8 @@ and the sensor are thin adapters over these.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
@@ -18,6 +18,12 @@ from monitor.platforms.classify import normalise_host
 from monitor.rules.decide import Ruling, blocked_for_every_activity, connection_decision, ruling
 
 Outcome = Literal["passthrough", "intercept", "refuse"]
+Name = tuple[Platform, str]  # a catalogue platform and the normalised host that named it
+
+# How strict an outcome is: when the names of one connection disagree, the strictest wins.
+_OUTCOME_RANK = {"passthrough": 0, "intercept": 1, "refuse": 3}
+_ACTION_RANK = {"allow": 0, "restrict": 1, "block": 2}
+_SEVERITY_RANK = {None: 0, "low": 1, "medium": 2, "high": 3}
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,33 +32,68 @@ class ConnectionPlan:
     platform: Platform | None
     host: str | None  # normalised
     ruling: Ruling | None  # when the connection is refused or blocked: what every request gets
+    # every catalogue name the client gave (SNI, CONNECT host, destination): each request on
+    # the connection is decided over all of them, with its own Host, strictest first
+    names: tuple[Name, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRuling:
+    """The decision on one request, and the name it was made for (the strictest one)."""
+
+    platform: Platform
+    host: str
+    activity: str
+    ruling: Ruling
+
+
+def catalogue_names(district: District, hosts: Iterable[str | None]) -> tuple[Name, ...]:
+    """The distinct catalogue names among ``hosts`` (raw names, normalised here), in order."""
+    out: list[Name] = []
+    seen: set[str] = set()
+    for raw in hosts:
+        h = normalise_host(raw) if raw else None
+        if h is None or h in seen:
+            continue
+        seen.add(h)
+        p = district.classifier.platform_of_normalised(h)
+        if p is not None:
+            out.append((p, h))
+    return tuple(out)
 
 
 def plan_connection(
     district: District, who: Identity, hosts: tuple[str | None, ...], when: float
 ) -> ConnectionPlan:
-    """What to do with a new TLS connection, from the names the client gave (SNI, CONNECT).
+    """What to do with a new TLS connection, from the names the client gave (SNI, CONNECT host,
+    transparent destination).
 
     Not in the catalogue → pass through untouched. If the decision is the same for every
     request on the connection and injects no headers: allow → pass through; block → refuse
     without decrypting, unless it is a page host, where a person should see the block page.
-    Otherwise intercept, to decide per request.
+    Otherwise intercept, to decide per request. When the names disagree (domain fronting: a
+    CONNECT to one platform with the SNI of another), each is planned and the strictest plan
+    wins: refuse, then intercept to block, then intercept, then pass through.
     """
-    platform: Platform | None = None
-    host: str | None = None
-    for raw in hosts:
-        h = normalise_host(raw) if raw else None
-        if h is None:
-            continue
-        p = district.classifier.platform_of_normalised(h)
-        if p is not None:
-            # any catalogue name wins: a fronted connection (SNI ≠ CONNECT host) is not a way out
-            platform, host = p, h
-            break
-        if host is None:
-            host = h
-    if platform is None:
-        return ConnectionPlan("passthrough", None, host, None)
+    names = catalogue_names(district, hosts)
+    if not names:
+        first = next((h for raw in hosts if raw and (h := normalise_host(raw))), None)
+        return ConnectionPlan("passthrough", None, first, None)
+    best = _plan_one(district, who, *names[0], when)
+    for platform, host in names[1:]:
+        plan = _plan_one(district, who, platform, host, when)
+        if _strictness(plan) > _strictness(best):
+            best = plan
+    return replace(best, names=names)
+
+
+def _strictness(plan: ConnectionPlan) -> int:
+    return _OUTCOME_RANK[plan.outcome] + (plan.outcome == "intercept" and plan.ruling is not None)
+
+
+def _plan_one(
+    district: District, who: Identity, platform: Platform, host: str, when: float
+) -> ConnectionPlan:
     policy, overrides = district.policy, district.overrides
     d = connection_decision(policy, who, None, platform, when, overrides)
     if d is not None and d.action == "allow":
@@ -62,7 +103,7 @@ def plan_connection(
     # Blocked for every request. The ruling recorded for a refusal: the one decision every
     # activity gets (that of "view"), or, when rules differ by activity, the connection's own.
     r = ruling(policy, who, None, platform, "view" if d is not None else None, when, overrides)
-    if host is not None and platform.is_page_host(host):
+    if platform.is_page_host(host):
         # the API and media hosts are refused without decrypting; a page host shows the page
         return ConnectionPlan("intercept", platform, host, r)
     return ConnectionPlan("refuse", platform, host, r)
@@ -71,17 +112,28 @@ def plan_connection(
 def decide_request(
     district: District,
     who: Identity,
-    platform: Platform,
+    names: Sequence[Name],
     method: str,
-    host: str,
     path: str,
     headers: Mapping[str, str],
     when: float | datetime,
-) -> tuple[str, Ruling]:
-    """The activity of one request and the ruling on it."""
-    activity = request_activity(
-        platform, method, host, path, headers, district.classifier.platform_of
-    )
-    return activity, ruling(
-        district.policy, who, None, platform, activity, when, district.overrides
-    )
+) -> RequestRuling | None:
+    """The decision on one request, over every catalogue name it carries: where it will
+    actually be sent, its Host header, and its connection's names. The strictest wins (block,
+    then restrict, then allow; then the higher incident severity; then the first name), so a
+    Host header or SNI of an allowed platform never opens a blocked one. None: no catalogue
+    name at all (not this policy's business)."""
+    best: RequestRuling | None = None
+    for platform, host in names:
+        activity = request_activity(
+            platform, method, host, path, headers, district.classifier.platform_of
+        )
+        r = ruling(district.policy, who, None, platform, activity, when, district.overrides)
+        if best is None or _rank(r) > _rank(best.ruling):
+            best = RequestRuling(platform, host, activity, r)
+    return best
+
+
+def _rank(r: Ruling) -> tuple[int, int]:
+    d = r.decision
+    return _ACTION_RANK[d.action], _SEVERITY_RANK[d.incident]

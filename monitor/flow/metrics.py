@@ -22,6 +22,7 @@ from monitor.district import COMPONENTS
 NONE = "none"
 CONFIG_COMPONENTS = ("settings", *COMPONENTS)
 UNKNOWN = "unknown"
+CLOSE_REASONS = ("address_limit", "header_timeout")
 
 # decision latency is in microseconds territory; store writes in milliseconds
 _DECISION_BUCKETS = (1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 1e-2)
@@ -105,12 +106,39 @@ class Metrics:
             registry=r,
         )
         self.store_failures = Counter(
-            "monitor_store_write_failures", "Failed batch writes to the incident store.", registry=r
+            "monitor_store_write_failures",
+            "Failed attempts to open the incident store or write a batch to it.",
+            registry=r,
         )
         self.store_seconds = Histogram(
             "monitor_store_write_duration_seconds",
             "Time to write one batch of incidents to the store.",
             buckets=_WRITE_BUCKETS,
+            registry=r,
+        )
+        self.store_up = Gauge(
+            "monitor_incident_store_up",
+            "1 when the last attempt to open or write the incident store succeeded, 0 when it "
+            "failed (from start-up on: a store that cannot be opened is 0 at once); incidents "
+            "then wait in the local spool.",
+            registry=r,
+        )
+        self.store_up.set(1)  # as the recorder's store_ok: up until an attempt failed
+        self.spool_events = Gauge(
+            "monitor_incident_spool_events",
+            "Incident events waiting in the local spool for the store.",
+            registry=r,
+        )
+        self.journal_failures = Counter(
+            "monitor_incident_journal_failures",
+            "Incident events that could not be written to the local journal (disk full or "
+            "unwritable): held in memory only, so a crash of the process loses them.",
+            registry=r,
+        )
+        self.journal_recovered = Counter(
+            "monitor_incident_journal_recovered",
+            "Incident events of an earlier run (killed or stopped with events unwritten) read "
+            "back from the journal at start and written again; the store applies each once.",
             registry=r,
         )
         # Label sets known in advance exist from the start (as 0), so that increase() sees
@@ -120,5 +148,19 @@ class Metrics:
                 self.reloads.labels(component, result)
         for mode in ("open", "closed"):
             self.flow_errors.labels(mode)
+        self.client_connections = Gauge(
+            "monitor_client_connections",
+            "Client connections open at the proxy.",
+            registry=r,
+        )
+        self.client_connections_closed = Counter(
+            "monitor_client_connections_closed",
+            "Client connections the proxy closed to protect itself: address_limit (too many "
+            "open from one address) or header_timeout (no complete request head in time).",
+            ["reason"],
+            registry=r,
+        )
+        for reason in CLOSE_REASONS:
+            self.client_connections_closed.labels(reason)
         # CPU and memory of this process: the capacity signal of a CPU-bound proxy
         ProcessCollector(registry=r)

@@ -4,31 +4,70 @@ recorder's queue to the store). Shared by the proxy's addons and the sensor."""
 from __future__ import annotations
 
 import logging
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
 from monitor.district import District
 from monitor.flow.metrics import Metrics
 from monitor.incidents.events import UNKNOWN_PERSON, IncidentEvent, pseudonym
-from monitor.incidents.recorder import Recorder, RecorderStats
+from monitor.incidents.recorder import ZERO_STATS, Recorder, RecorderStats
 from monitor.model import AGE_BANDS, Identity
 from monitor.rules.decide import Ruling
 
 log = logging.getLogger("monitor")
 
+_INSTANCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 
-def open_recorder(district: District, store_url: str = "") -> Recorder:
-    """The incident recorder of a district: its store (or ``store_url``), a spool in the
-    state directory, the policy's dedupe window."""
+
+def recorder_files(state_dir: Path, instance: str = "") -> tuple[Path, Path]:
+    """(journal, spool) of one recording process in the state directory.
+
+    ``instance`` names the process when several share a state directory (proxy workers, the
+    sensor): each needs files of its own, and a second live process on the same ones is
+    refused. Empty: the single default instance, whose spool keeps its historical name.
+    The name must not depend on the pid: a restarted process reads back what it left.
+    """
+    if instance and not _INSTANCE.fullmatch(instance):
+        raise ValueError(
+            f"instance name {instance!r}: letters, digits, '.', '_' and '-', at most 63"
+        )
+    suffix = f"-{instance}" if instance else ""
+    return (
+        state_dir / f"incident-journal{suffix}.jsonl",
+        state_dir / f"incident-spool{suffix}.jsonl",
+    )
+
+
+def masked_url(url: str) -> str:
+    """A store URL fit for logs: the password (if any) masked."""
+    from monitor.incidents.store import normalise_url
+
+    try:
+        return normalise_url(url).render_as_string(hide_password=True)
+    except ValueError:
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
+def open_recorder(
+    district: District, store_url: str = "", instance: str = "", *, start: bool = True
+) -> Recorder:
+    """The incident recorder of a district: its store (or ``store_url``), a journal and a
+    spool in the state directory (named by ``instance``, see :func:`recorder_files`), the
+    policy's dedupe window. ValueError when another live process uses the same files."""
     from monitor.incidents.store import open_store
 
     url = store_url or district.store_url
-    state = district.state_dir
+    state = Path(district.state_dir)
     state.mkdir(parents=True, exist_ok=True)
+    journal, spool = recorder_files(state, instance)
     window = district.policy.dedupe_window
     return Recorder(
         lambda: open_store(url, window=window),
-        spool_path=Path(state) / "incident-spool.jsonl",
+        spool_path=spool,
+        journal_path=journal,
+        store_name=masked_url(url),
+        start=start,
     )
 
 
@@ -39,8 +78,9 @@ class DecisionLog:
         self.metrics = metrics
         self.recorder = recorder
         self.key = key
-        self._last_stats: RecorderStats | None = None
+        self._last_stats: RecorderStats = ZERO_STATS
         self._dropped_here = 0
+        self.update_recorder_metrics()
 
     def record(
         self,
@@ -98,15 +138,18 @@ class DecisionLog:
         if self.recorder is None:
             return
         s = self.recorder.stats
-        last = self._last_stats
+        last = self._last_stats  # zeros at first: what happened before the first call counts
         m = self.metrics
         m.queue_depth.set(s.queue_depth)
-        if last is not None:
-            m.spooled.inc(max(0, s.spooled - last.spooled))
-            m.store_failures.inc(max(0, s.write_failures - last.write_failures))
-            # submit() refusals were counted as they happened; these are the writer's own
-            m.queue_dropped.inc(max(0, (s.dropped - last.dropped) - self._dropped_here))
-            if s.written + s.duplicates > last.written + last.duplicates:
-                m.store_seconds.observe(s.last_write_latency)
+        m.store_up.set(1 if s.store_ok else 0)
+        m.spool_events.set(s.spool_pending)
+        m.spooled.inc(max(0, s.spooled - last.spooled))
+        m.store_failures.inc(max(0, s.write_failures - last.write_failures))
+        m.journal_failures.inc(max(0, s.journal_failures - last.journal_failures))
+        m.journal_recovered.inc(max(0, s.recovered - last.recovered))
+        # submit() refusals were counted as they happened; these are the writer's own
+        m.queue_dropped.inc(max(0, (s.dropped - last.dropped) - self._dropped_here))
+        if s.written + s.duplicates > last.written + last.duplicates:
+            m.store_seconds.observe(s.last_write_latency)
         self._dropped_here = 0
         self._last_stats = s
