@@ -78,7 +78,7 @@ class Enforce:
                 names = _merge(names, st.plan.names)
             if not names:
                 return  # plain HTTP to a host outside the catalogue: not our business
-            now = time.time()
+            now = self.rt.now()
             rr = decide_request(
                 district, who, names, req.method, req.path, decision_headers(req.headers), now
             )
@@ -103,7 +103,7 @@ class Enforce:
             log.exception("monitor: request handling failed")
             if self.sel.failed(flow.client_conn):
                 self._block(
-                    flow, "this site", flow.request.pretty_host, "view", _FAILED, time.time()
+                    flow, "this site", flow.request.pretty_host, "view", _FAILED, self.rt.now()
                 )
 
     def response(self, flow: http.HTTPFlow) -> None:

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from mitmproxy import exceptions
@@ -54,6 +55,8 @@ class Runtime:
         self._stats_task: asyncio.Task[None] | None = None
         self._writer_task: asyncio.Task[None] | None = None
         self.log = DecisionLog(self.metrics, None, b"")
+        # the time decisions are made for: the real clock unless monitor_clock moves it
+        self.now: Callable[[], float] = time.time
 
     # -- mitmproxy hooks ---------------------------------------------------------------------
 
@@ -95,8 +98,20 @@ class Runtime:
             "writes what its journal still holds. A name in use by a live process is refused.",
         )
 
+        loader.add_option(
+            "monitor_clock",
+            str,
+            "",
+            "For benchmarks and tests only, never in production: decide as if the time at "
+            "start were this ISO 8601 date and time with its UTC offset (e.g. "
+            "2026-12-07T10:30:00-05:00); the clock then runs on from there. Empty: real time.",
+        )
+
     def configure(self, updated: set[str]) -> None:
         from mitmproxy import ctx
+
+        if "monitor_clock" in updated:
+            self.now = _clock(ctx.options.monitor_clock)
 
         if "monitor_config" in updated and ctx.options.monitor_config:
             try:
@@ -256,3 +271,28 @@ class Runtime:
                 self.log.update_recorder_metrics()
             except Exception:  # noqa: BLE001 - metrics must never take the proxy down
                 log.exception("monitor: could not update recorder metrics")
+
+
+def _clock(value: str) -> Callable[[], float]:
+    """The decision clock for a ``monitor_clock`` option value (see its help)."""
+    if not value.strip():
+        return time.time
+    try:
+        start = datetime.fromisoformat(value.strip())
+    except ValueError as e:
+        raise exceptions.OptionsError(
+            f"monitor_clock: {value!r} is not an ISO date and time"
+        ) from e
+    if start.tzinfo is None:
+        raise exceptions.OptionsError(
+            f"monitor_clock: {value!r} has no UTC offset (write e.g. 2026-12-07T10:30:00-05:00)"
+        )
+    offset = start.timestamp() - time.time()
+    log.warning(
+        "monitor: decisions use a moved clock (monitor_clock=%s): not for production", value
+    )
+
+    def now() -> float:
+        return time.time() + offset
+
+    return now

@@ -11,7 +11,6 @@ intercepted and decided per request by ``enforce``.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 
 from mitmproxy import connection, http, tls
@@ -59,7 +58,7 @@ def fails_closed(who: Identity | None, runtime: Runtime) -> bool:
     if not who.person.is_student or runtime.district is None:
         return False
     policy = runtime.district.policy
-    _, band = group_band(policy, who.person, policy.local(time.time())[0])
+    _, band = group_band(policy, who.person, policy.local(runtime.now())[0])
     return band == "under13"
 
 
@@ -86,7 +85,7 @@ class Selective:
         key = frozenset(n.lower() for n in names if n)
         if st.plan is None or st.plan_names != key:
             assert self.rt.district is not None
-            st.plan = plan_connection(self.rt.district, st.who, names, time.time())
+            st.plan = plan_connection(self.rt.district, st.who, names, self.rt.now())
             st.plan_names = key
         return st.plan
 
@@ -189,7 +188,7 @@ class Selective:
         if r is None or plan.platform is None or district is None:
             return
         school = district.school_label(r.school)
-        self.rt.record(st.who, r, school, plan.platform.id, "view", plan.host or "", time.time())
+        self.rt.record(st.who, r, school, plan.platform.id, "view", plan.host or "", self.rt.now())
 
 
 def _server_host(context: Context) -> str | None:

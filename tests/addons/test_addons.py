@@ -4,11 +4,14 @@ selective interception decisions, enforcement, and the failure modes when someth
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from mitmproxy import connection, options
+from mitmproxy.exceptions import OptionsError
 from mitmproxy.proxy import context
 from mitmproxy.test import taddons, tflow
 from mitmproxy.tls import ClientHello, ClientHelloData
@@ -185,3 +188,35 @@ def test_fail_open_for_staff_when_deciding_raises(
     assert staff.response is None  # fail open for staff
     assert child.response is not None and child.response.status_code == 403  # closed for under-13
     assert sample(rt, "monitor_flow_errors_total", mode="open") == before_open + 1
+
+
+@pytest.mark.parametrize(
+    ("clock", "action", "rule"),
+    [
+        ("2026-12-07T10:30:00-05:00", "restrict", "approved-youtube-school-hours"),  # Monday
+        ("2026-12-06T19:00:00-05:00", "block", "student-social"),  # Sunday evening
+    ],
+)
+def test_monitor_clock_moves_the_time_decisions_are_made_for(
+    addons: tuple[Runtime, Selective, Enforce], clock: str, action: str, rule: str
+) -> None:
+    rt, _, enf = addons
+    with taddons.context(rt) as tctx:
+        tctx.configure(rt, monitor_clock=clock)
+        assert abs(rt.now() - datetime.fromisoformat(clock).timestamp()) < 60
+        f = tflow.tflow()
+        f.client_conn.peername = ("127.0.0.15", 50030)  # a 15-year-old
+        f.request.url = "https://www.youtube.com/"
+        enf.request(f)
+        assert (f.metadata["monitor"]["action"], f.metadata["monitor"]["rule"]) == (action, rule)
+        tctx.configure(rt, monitor_clock="")
+        assert abs(rt.now() - time.time()) < 1
+
+
+@pytest.mark.parametrize("bad", ["soon", "2026-12-07T10:30:00", "2026-13-40T10:30:00+00:00"])
+def test_a_bad_monitor_clock_is_refused(
+    addons: tuple[Runtime, Selective, Enforce], bad: str
+) -> None:
+    rt, _, _ = addons
+    with taddons.context(rt) as tctx, pytest.raises(OptionsError, match="monitor_clock"):
+        tctx.configure(rt, monitor_clock=bad)
