@@ -7,6 +7,7 @@ only module of the sensor that imports scapy, and only for ``sniff``: frames are
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -67,17 +68,51 @@ def sniff_live(
     """Capture on ``iface`` with a kernel filter and report each observation as it appears.
 
     Blocks until ``count`` packets or ``timeout`` seconds (forever by default; Ctrl-C stops
-    it). Needs the capture privilege (root or CAP_NET_RAW). Returns the sensor, whose counters
-    say what was seen and dropped. Raises ValueError for an unknown interface, OSError
-    (PermissionError without the privilege) when the capture cannot start.
+    it). Needs the capture privilege (root or CAP_NET_RAW) and libpcap (Debian's
+    ``libpcap0.8``), which scapy uses to compile the kernel filter. Returns the sensor, whose
+    counters say what was seen and dropped. Raises OSError (PermissionError without the
+    privilege) when the capture cannot start.
+
+    Packets are read raw from scapy's listening socket (``recv_raw``): bytes, link-layer class
+    and time, never dissected into scapy layers.
     """
+    import select
+
+    # The link-layer classes must be registered for the socket to name a frame's link type
+    # (without them scapy warns "Unable to guess type" and every frame is unusable).
+    import scapy.layers.l2  # noqa: F401
+    from scapy.arch import get_if_list  # also sets conf.L2listen for this platform
+    from scapy.config import conf
     from scapy.error import Scapy_Exception
-    from scapy.sendrecv import sniff
 
     sensor = sensor if sensor is not None else Sensor(classify)
-    prn = packet_handler(sensor, on_observation)
+    if iface not in get_if_list():
+        raise OSError(f"{iface}: no such network interface")
+    layer2num = conf.l2types.layer2num
     try:
-        sniff(iface=iface, filter=bpf, prn=prn, store=False, count=count, timeout=timeout)
-    except Scapy_Exception as e:  # e.g. no tcpdump to compile the filter, a closed socket
-        raise OSError(f"{iface}: {e}") from e
+        sock = conf.L2listen(iface=iface, filter=bpf)
+    except Scapy_Exception as e:  # e.g. no libpcap to compile the filter
+        raise OSError(f"{iface}: {e} (install libpcap: apt-get install libpcap0.8)") from e
+    deadline = None if timeout is None else time.monotonic() + timeout
+    seen = 0
+    try:
+        while count == 0 or seen < count:
+            wait = None if deadline is None else deadline - time.monotonic()
+            if wait is not None and wait <= 0:
+                break
+            ready, _, _ = select.select([sock], [], [], wait)
+            if not ready:
+                continue
+            cls, data, ts = sock.recv_raw(65535)
+            if data is None:
+                continue
+            seen += 1
+            linktype = layer2num.get(cls) if cls is not None else None
+            if linktype is None:
+                sensor.counters.skipped["unsupported_linktype"] += 1
+                continue
+            for obs in sensor.feed(linktype, data, float(ts if ts is not None else time.time())):
+                on_observation(obs)
+    finally:
+        sock.close()
     return sensor
