@@ -3,6 +3,7 @@
 One addon per concern, sharing one runtime: ``LogPrivacy`` (no client addresses in the proxy's
 log), ``Runtime`` (district snapshot and reloads, metrics endpoint, incident recorder),
 ``Selective`` (what to decrypt), ``Limits`` (connections per address, header timeout),
+``Pac`` (the proxy auto-config file at /proxy.pac and /wpad.dat),
 ``Enforce`` (decide each request: block page, restriction headers, no HTTP/3 advertisements).
 """
 
@@ -20,6 +21,7 @@ if _root not in sys.path:
 from addons.enforce import Enforce  # noqa: E402
 from addons.limits import Limits  # noqa: E402
 from addons.logprivacy import LogPrivacy  # noqa: E402
+from addons.pac import Pac  # noqa: E402
 from addons.runtime import Runtime  # noqa: E402
 from addons.selective import Selective  # noqa: E402
 
@@ -28,4 +30,11 @@ _selective = Selective(_runtime)
 
 # LogPrivacy first, so that nothing is logged with a client address before it is in place;
 # Limits after Selective, which may pass a connection through in next_layer.
-addons = [LogPrivacy(), _runtime, _selective, Limits(_runtime), Enforce(_runtime, _selective)]
+addons = [
+    LogPrivacy(),
+    _runtime,
+    _selective,
+    Limits(_runtime),
+    Pac(_runtime),
+    Enforce(_runtime, _selective),
+]

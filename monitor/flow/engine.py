@@ -71,9 +71,11 @@ def plan_connection(
     Not in the catalogue → pass through untouched. If the decision is the same for every
     request on the connection and injects no headers: allow → pass through; block → refuse
     without decrypting, unless it is a page host, where a person should see the block page.
-    Otherwise intercept, to decide per request. When the names disagree (domain fronting: a
-    CONNECT to one platform with the SNI of another), each is planned and the strictest plan
-    wins: refuse, then intercept to block, then intercept, then pass through.
+    Otherwise intercept, to decide per request. A media host (video, images, static files) is
+    planned on what a GET of content can be there (:func:`_plan_media`). When the names
+    disagree (domain fronting: a CONNECT to one platform with the SNI of another), each is
+    planned and the strictest plan wins: refuse, then intercept to block, then intercept, then
+    pass through.
     """
     names = catalogue_names(district, hosts)
     if not names:
@@ -95,6 +97,8 @@ def _plan_one(
     district: District, who: Identity, platform: Platform, host: str, when: float
 ) -> ConnectionPlan:
     policy, overrides = district.policy, district.overrides
+    if platform.is_media_host(host):
+        return _plan_media(district, who, platform, host, when)
     d = connection_decision(policy, who, None, platform, when, overrides)
     if d is not None and d.action == "allow":
         return ConnectionPlan("passthrough", platform, host, None)
@@ -107,6 +111,32 @@ def _plan_one(
         # the API and media hosts are refused without decrypting; a page host shows the page
         return ConnectionPlan("intercept", platform, host, r)
     return ConnectionPlan("refuse", platform, host, r)
+
+
+def _plan_media(
+    district: District, who: Identity, platform: Platform, host: str, when: float
+) -> ConnectionPlan:
+    """A media host carries GETs of content: ``view`` (``embed`` when another site's page
+    loads it), ``stream``, and whatever a catalogue rule naming the host says it also takes
+    (``Platform.media_activities``). Over those activities only:
+
+    * none blocked (allowed, or restricted: restriction is a header the page and API hosts
+      need, e.g. ``YouTube-Restrict``; a video segment carries no decision) → pass through;
+    * all blocked → refuse without decrypting (nobody navigates to a media host, so there is
+      no block page to show); the refusal is recorded as the ``view`` it stops;
+    * some blocked, some not → intercept and decide per request, as for any other host.
+    """
+    policy, overrides = district.policy, district.overrides
+    rulings = {
+        a: ruling(policy, who, None, platform, a, when, overrides)
+        for a in sorted(platform.media_activities(host))
+    }
+    blocked = [a for a, r in rulings.items() if r.decision.action == "block"]
+    if not blocked:
+        return ConnectionPlan("passthrough", platform, host, None)
+    if len(blocked) == len(rulings):
+        return ConnectionPlan("refuse", platform, host, rulings["view"])
+    return ConnectionPlan("intercept", platform, host, None)
 
 
 def decide_request(

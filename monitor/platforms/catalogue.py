@@ -2,8 +2,9 @@
 
 The shipped catalogue lives in ``monitor/platforms/data/catalogue.yaml``. A district may extend
 it with a file of its own, merged over the shipped one: an entry whose id is already shipped adds
-to its lists (suffixes, hosts, page_hosts, activities) and replaces the scalar fields it names; a
-new id adds a platform. Both files are validated together and rejected whole on the first error.
+to its lists (suffixes, hosts, page_hosts, media_hosts, activities) and replaces the scalar
+fields it names; a new id adds a platform. Both files are validated together and rejected whole
+on the first error.
 """
 
 from __future__ import annotations
@@ -103,6 +104,7 @@ class PlatformModel(BaseModel):
     suffixes: list[str] = Field(default_factory=list)
     hosts: list[str] = Field(default_factory=list)
     page_hosts: list[str] = Field(default_factory=list)
+    media_hosts: list[str] = Field(default_factory=list)
     activities: list[ActivityRuleModel] = Field(default_factory=list)
     notes: str = ""
 
@@ -118,7 +120,7 @@ class PlatformModel(BaseModel):
     def _hostnames(cls, v: list[str]) -> list[str]:
         return [check_hostname(h) for h in v]
 
-    @field_validator("page_hosts")
+    @field_validator("page_hosts", "media_hosts")
     @classmethod
     def _page_hosts(cls, v: list[str]) -> list[str]:
         return [check_hostname(h, wildcard=True) for h in v]
@@ -139,6 +141,7 @@ class PlatformPatch(BaseModel):
     suffixes: list[str] = Field(default_factory=list)
     hosts: list[str] = Field(default_factory=list)
     page_hosts: list[str] = Field(default_factory=list)
+    media_hosts: list[str] = Field(default_factory=list)
     activities: list[ActivityRuleModel] = Field(default_factory=list)
     notes: str | None = None
 
@@ -177,6 +180,9 @@ class ActivityRule:
         return self.path is None or self.path.search(path) is not None
 
 
+_MEDIA_ACTIVITIES = frozenset({"view", "embed", "stream"})
+
+
 @dataclass(frozen=True, slots=True)
 class Platform:
     id: str
@@ -192,16 +198,47 @@ class Platform:
     page_suffixes: tuple[str, ...]  # from '*.example.com' page host entries, as '.example.com'
     activities: tuple[ActivityRule, ...] = field(default=())
     notes: str = ""
+    media_hosts: frozenset[str] = frozenset()
+    media_suffixes: tuple[str, ...] = ()  # from '*.example.com' media host entries
 
     @property
     def is_bypass(self) -> bool:
         return self.category == "bypass"
 
+    def host_role(self, host: str) -> str:
+        """'page' (a person navigates to it), 'media' (it serves the platform's images, video
+        and static files by GET) or 'api' (everything else). An exact entry wins over a
+        wildcard, and the longer of a page and a media wildcard wins."""
+        if host in self.page_hosts:
+            return "page"
+        if host in self.media_hosts:
+            return "media"
+        page = max((len(s) for s in self.page_suffixes if host.endswith(s)), default=0)
+        media = max((len(s) for s in self.media_suffixes if host.endswith(s)), default=0)
+        if page or media:
+            return "page" if page > media else "media"
+        return "api"
+
     def is_page_host(self, host: str) -> bool:
         """True for hosts a person navigates to; the rest are API and media hosts."""
-        if host in self.page_hosts:
-            return True
-        return any(host.endswith(s) for s in self.page_suffixes)
+        if not self.media_suffixes and not self.media_hosts:  # the common case, no max()
+            return host in self.page_hosts or any(host.endswith(s) for s in self.page_suffixes)
+        return self.host_role(host) == "page"
+
+    def is_media_host(self, host: str) -> bool:
+        """True for the platform's media and static content hosts (catalogue ``media_hosts``)."""
+        return self.host_role(host) == "media"
+
+    def media_activities(self, host: str) -> frozenset[str]:
+        """What a request to media host ``host`` can be: a GET of content (``view``, or
+        ``embed`` when another site's page loads it, or ``stream``), plus every activity of
+        a catalogue rule that names this host (an attachment host that also takes uploads)."""
+        named = {
+            r.activity
+            for r in self.activities
+            if host in r.hosts or any(host.endswith(s) for s in r.host_suffixes)
+        }
+        return _MEDIA_ACTIVITIES | named
 
 
 def _rule(m: ActivityRuleModel) -> ActivityRule:
@@ -234,6 +271,8 @@ def _platform(m: PlatformModel) -> Platform:
         page_suffixes=tuple(h[1:] for h in m.page_hosts if h.startswith("*.")),
         activities=tuple(_rule(r) for r in m.activities),
         notes=m.notes,
+        media_hosts=frozenset(h for h in m.media_hosts if not h.startswith("*.")),
+        media_suffixes=tuple(h[1:] for h in m.media_hosts if h.startswith("*.")),
     )
 
 
@@ -312,6 +351,7 @@ def load(extra: Iterable[str | Path] = (), *, shipped: str | Path | None = None)
     files = [shipped_file] + [str(p) for p in extra]
     entries: dict[str, dict[str, Any]] = {}
     origin: dict[str, tuple[str, int, str]] = {}
+    patched: dict[str, tuple[str, int, str]] = {}  # the last district entry that extended an id
     cdn: set[str] = set()
     for n, path in enumerate(files):
         raw = _read_file(path)
@@ -331,6 +371,7 @@ def load(extra: Iterable[str | Path] = (), *, shipped: str | Path | None = None)
                     # validate the merged entry, but report against the district's file
                     validate(PlatformModel, merged, path, where=where)
                     entries[pid] = merged
+                    patched[pid] = (path, line, where)
                     continue
                 model = validate(PlatformModel, entry, path, where=where)
                 if model.id in entries:
@@ -354,6 +395,10 @@ def load(extra: Iterable[str | Path] = (), *, shipped: str | Path | None = None)
 
     platforms = {pid: _platform(PlatformModel.model_validate(e)) for pid, e in entries.items()}
     _check_conflicts(platforms, frozenset(cdn), origin, files[-1])
+    exact = {h: p.id for p in platforms.values() for h in p.hosts}
+    suffix = {s: p.id for p in platforms.values() for s in p.suffixes}
+    for p in platforms.values():
+        _check_media_hosts(p, (exact, suffix, frozenset(cdn)), patched.get(p.id) or origin[p.id])
     return Catalogue(platforms=platforms, shared_cdn_suffixes=frozenset(cdn), sources=tuple(files))
 
 
@@ -415,6 +460,48 @@ def _check_conflicts(
                 f"{w}: field 'hosts'",
                 f"host '{h}' is already claimed as a suffix by '{suffix_owner[h]}'",
             )
+
+
+# exact host → platform id, suffix → platform id, the shared CDN suffixes
+_Owners = tuple[dict[str, str], dict[str, str], frozenset[str]]
+
+
+def _owner_of(host: str, owners: _Owners, *, exact: bool) -> str | None:
+    """The platform ``host`` belongs to, as the classifier finds it (an exact host first when
+    ``exact``, then the deepest suffix on a label boundary; None under a shared CDN suffix)."""
+    hosts, suffixes, cdn = owners
+    if exact and host in hosts:
+        return hosts[host]
+    labels = host.split(".")
+    owner: str | None = None
+    for i in range(len(labels) - 1, -1, -1):
+        name = ".".join(labels[i:])
+        if name in cdn:
+            return None
+        owner = suffixes.get(name, owner)
+    return owner
+
+
+def _check_media_hosts(p: Platform, owners: _Owners, where: tuple[str, int, str]) -> None:
+    """A media host must be one of the platform's own hosts (an exact host, or a name under
+    one of its suffixes outside any shared CDN), and not a page host as well."""
+    entries = [*sorted(p.media_hosts), *("*" + s for s in sorted(p.media_suffixes))]
+    for entry in entries:
+        wild = entry.startswith("*.")
+        owner = _owner_of(entry[2:] if wild else entry, owners, exact=not wild)
+        problem = ""
+        if owner is None:
+            problem = (
+                f"media host '{entry}' is none of this platform's hosts: list it in 'hosts', "
+                "or use a name under one of its 'suffixes' (outside the shared CDN suffixes)"
+            )
+        elif owner != p.id:
+            problem = f"media host '{entry}' belongs to '{owner}', not to this platform"
+        elif entry in p.page_hosts or (entry.startswith("*.") and entry[1:] in p.page_suffixes):
+            problem = f"'{entry}' is listed both as a page host and as a media host"
+        if problem:
+            f, line, w = where
+            raise ConfigError(f, line, f"{w}: field 'media_hosts'", problem)
 
 
 def check_file(path: str | Path) -> Catalogue:

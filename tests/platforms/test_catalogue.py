@@ -226,3 +226,66 @@ def test_missing_and_binary_files(base: Path, tmp_path: Path) -> None:
 def test_empty_district_file_is_fine(base: Path, tmp_path: Path) -> None:
     extra = write(tmp_path, "empty.yaml", "")
     assert cat.load([extra], shipped=base).ids == cat.load(shipped=base).ids
+
+
+def test_media_hosts_load_and_take_their_role(base: Path, tmp_path: Path) -> None:
+    text = BASE.replace(
+        "    page_hosts: [www.alpha.example, '*.blogs.alpha.example']\n",
+        "    page_hosts: [www.alpha.example, '*.blogs.alpha.example']\n"
+        "    media_hosts: [alpha-media.cdn-shared.example, '*.img.alpha.example',\n"
+        "                  '*.media.blogs.alpha.example']\n",
+    )
+    alpha = cat.load(shipped=write(tmp_path, "m.yaml", text))["alpha"]
+    assert alpha.host_role("alpha-media.cdn-shared.example") == "media"
+    assert alpha.host_role("a1.img.alpha.example") == "media"
+    assert alpha.host_role("img.alpha.example") == "api"  # '*.x' means the subdomains of x
+    assert alpha.host_role("x.blogs.alpha.example") == "page"
+    # the longer wildcard wins: a media name inside the page wildcard
+    assert alpha.host_role("v.media.blogs.alpha.example") == "media"
+    assert not alpha.is_page_host("v.media.blogs.alpha.example")
+    assert alpha.host_role("api.alpha.example") == "api"
+    assert alpha.media_activities("a1.img.alpha.example") == {"view", "embed", "stream"}
+    # a district file adds media hosts to a shipped platform
+    extra = write(
+        tmp_path,
+        "district.yaml",
+        "platforms:\n  - id: alpha\n    media_hosts: [static.alpha.example]\n",
+    )
+    c = cat.load([extra], shipped=base)
+    assert c["alpha"].is_media_host("static.alpha.example")
+
+
+@pytest.mark.parametrize(
+    ("media", "expect"),
+    [
+        # a name of another platform, of none, under a shared CDN, a page host, bad syntax
+        ("[www.kids.example]", ["entry 'alpha'", "field 'media_hosts'", "belongs to 'kids'"]),
+        ("[cdn.elsewhere.example]", ["field 'media_hosts'", "none of this platform's hosts"]),
+        ("[other.cdn-shared.example]", ["none of this platform's hosts"]),
+        ("['*.cdn-shared.example']", ["none of this platform's hosts"]),
+        ("[www.alpha.example]", ["both as a page host and as a media host"]),
+        ("['*.blogs.alpha.example']", ["both as a page host and as a media host"]),
+        ("['img..alpha.example']", ["field 'media_hosts'", "invalid label"]),
+        ("[198.51.100.7]", ["field 'media_hosts'", "IP address"]),
+    ],
+)
+def test_bad_media_hosts_name_entry_and_field(
+    tmp_path: Path, media: str, expect: list[str]
+) -> None:
+    text = BASE.replace(
+        "    page_hosts: [www.alpha.example, '*.blogs.alpha.example']\n",
+        f"    page_hosts: [www.alpha.example, '*.blogs.alpha.example']\n    media_hosts: {media}\n",
+    )
+    with pytest.raises(ConfigError) as info:
+        cat.load(shipped=write(tmp_path, "m.yaml", text))
+    for part in expect:
+        assert part in str(info.value), (part, str(info.value))
+
+
+def test_a_district_media_host_error_names_the_district_file(base: Path, tmp_path: Path) -> None:
+    extra = write(
+        tmp_path, "district.yaml", "platforms:\n  - id: alpha\n    media_hosts: [kids.example]\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        cat.load([extra], shipped=base)
+    assert "district.yaml:2" in str(info.value) and "belongs to 'kids'" in str(info.value)
