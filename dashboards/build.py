@@ -338,7 +338,8 @@ def district_overview() -> dashboard.Dashboard:
         ),
         single(
             "Proxies up",
-            "Proxy instances that Prometheus scraped successfully at the last scrape.",
+            "Proxy processes that Prometheus scraped successfully at the last scrape: every "
+            "worker of every gateway is one.",
             q('sum(up{job="monitor"})'),
         ).decimals(0),
         dashboard.Row("Traffic"),
@@ -576,13 +577,15 @@ def proxy_health() -> dashboard.Dashboard:
         dashboard.Row("Availability"),
         single(
             "Proxies up",
-            "Selected proxy instances that answered the last scrape.",
+            "Selected proxy instances (each worker of each gateway is one) that answered the "
+            "last scrape.",
             q(f"sum({sel('up')})"),
         ).decimals(0),
         single(
             "Proxies down",
             "Selected proxy instances that failed the last scrape (see the MonitorProxyDown "
-            "alert).",
+            "alert). A worker that its supervisor restarts is back within seconds, usually "
+            "before a scrape notices.",
             q(f"count({sel('up')} == 0) or vector(0)"),
         ).decimals(0),
         graph(
@@ -594,8 +597,9 @@ def proxy_health() -> dashboard.Dashboard:
         ),
         tabulate(
             "Versions",
-            "The monitor version each instance runs.",
-            q(sel("monitor_build_info")),
+            "The monitor versions running, with how many instances run each (a worker "
+            "restarted after an upgrade runs the new one while the others run the old).",
+            q(f"count without (instance) ({sel('monitor_build_info')})"),
             width=8,
             height=4,
         ),
@@ -627,7 +631,7 @@ def proxy_health() -> dashboard.Dashboard:
             unit="percentunit",
         ),
         graph(
-            "Samples per scrape",
+            "Samples per scrape per instance",
             "Samples in each instance's metrics. Labels come from bounded sets only, so this "
             "should level off however many students there are.",
             q(sel("scrape_samples_scraped"), "{{instance}}"),
@@ -653,33 +657,35 @@ def proxy_health() -> dashboard.Dashboard:
         ),
         graph(
             "Flow errors by failure mode",
-            "Flows whose handling raised inside the addon, per second: closed (blocked: under-13 "
-            "and unknown students) or open (let through). See the MonitorFlowErrors alert.",
+            "Flows whose handling raised inside the addon, per second, over the selected "
+            "instances: closed (blocked: under-13 and unknown students) or open (let through). "
+            "See the MonitorFlowErrors alert.",
+            q(f"sum by (mode) ({rate(sel('monitor_flow_errors_total'))})", "{{mode}}"),
+        ),
+        graph(
+            "Flow errors per instance",
+            "Flows whose handling raised inside the addon, per second, on each instance: one "
+            "instance alone points at that process or host.",
             q(
-                f"sum by (instance, mode) ({rate(sel('monitor_flow_errors_total'))})",
-                "{{instance}} {{mode}}",
+                f"sum by (instance) ({rate(sel('monitor_flow_errors_total'))})",
+                "{{instance}}",
             ),
-            width=24,
         ),
         dashboard.Row("Incident pipeline"),
         graph(
             "Incident queue depth",
-            "Incident events waiting in memory to be written (the queue is bounded; when full, "
-            "events are dropped).",
-            q(sel("monitor_incident_queue_depth"), "{{instance}}"),
+            "Incident events waiting in memory to be written, over the selected instances, and "
+            "in the fullest one's queue (each queue is bounded; when full, events are dropped).",
+            q(f"sum({sel('monitor_incident_queue_depth')})", "all"),
+            q(f"max({sel('monitor_incident_queue_depth')})", "fullest instance"),
         ),
         graph(
             "Incidents dropped and spooled",
-            "Incident events per second dropped because the queue was full (lost), and written to "
-            "the local spool because the store failed (replayed later).",
-            q(
-                f"sum by (instance) ({rate(sel('monitor_incident_queue_dropped_total'))})",
-                "dropped {{instance}}",
-            ),
-            q(
-                f"sum by (instance) ({rate(sel('monitor_incident_spooled_total'))})",
-                "spooled {{instance}}",
-            ),
+            "Incident events per second dropped because a queue was full (lost), and written to "
+            "a local spool because the store failed (replayed later), over the selected "
+            "instances (see the alerts for which one).",
+            q(f"sum({rate(sel('monitor_incident_queue_dropped_total'))})", "dropped"),
+            q(f"sum({rate(sel('monitor_incident_spooled_total'))})", "spooled"),
         ),
         graph(
             "Store write latency",
@@ -690,11 +696,9 @@ def proxy_health() -> dashboard.Dashboard:
         ),
         graph(
             "Store write failures",
-            "Failed batch writes to the incident store per second (the batch goes to the spool).",
-            q(
-                f"sum by (instance) ({rate(sel('monitor_store_write_failures_total'))})",
-                "{{instance}}",
-            ),
+            "Failed batch writes to the incident store per second, over the selected instances "
+            "(the batch goes to the spool).",
+            q(f"sum({rate(sel('monitor_store_write_failures_total'))})", "failures"),
         ),
         dashboard.Row("Configuration"),
         graph(
@@ -709,22 +713,26 @@ def proxy_health() -> dashboard.Dashboard:
         ).decimals(0),
         tabulate(
             "Since last successful reload",
-            "Seconds since each component was last loaded successfully, per instance. Old is "
-            "normal when the files have not changed.",
-            q(f"time() - {sel('monitor_config_last_reload_success_timestamp_seconds')}"),
+            "Seconds since each component was last loaded successfully, on the selected "
+            "instance that loaded it longest ago. Old is normal when the files have not changed.",
+            q(
+                "time() - min by (component) "
+                f"({sel('monitor_config_last_reload_success_timestamp_seconds')})"
+            ),
             unit="s",
         ),
         tabulate(
             "Configuration size",
             "Entries in the configuration in force: people, schools, platforms, rules, devices, "
-            "leases, static addresses.",
-            q(sel("monitor_config_entries")),
+            "leases, static addresses (the largest over the selected instances; they agree when "
+            "they run the same files, see the versions).",
+            q(f"max by (component) ({sel('monitor_config_entries')})"),
         ).decimals(0),
         tabulate(
             "Configuration versions",
-            "Content hashes of the configuration in force; instances that disagree run different "
-            "files.",
-            q(sel("monitor_config_info")),
+            "Content hashes of the configuration in force, with how many instances run each "
+            "combination: more than one row means instances run different files.",
+            q(f"count without (instance) ({sel('monitor_config_info')})"),
         ),
     ]
     return monitor_dashboard(

@@ -1,6 +1,7 @@
 # Sourced by scripts/test: installs the Debian packages the tests drive (real clients and
 # servers), when they are missing and we are allowed to (root, or sudo without a password).
-DEBIAN_PACKAGES=(curl prometheus chromium postgresql nftables dnsmasq-base libpcap0.8)
+# iproute2, nftables: network namespace tests (tests/netns.py, as root)
+DEBIAN_PACKAGES=(curl prometheus chromium postgresql nftables dnsmasq-base libpcap0.8 iproute2)
 
 ensure_debian_packages() {
     local missing=() p
