@@ -5,7 +5,8 @@ Options (``--set name=value``):
   monitor_config           the district configuration directory (district.yaml)
   monitor_metrics_listen   host:port of the Prometheus endpoint ('' to disable)
   monitor_reload_interval  seconds between checks for changed configuration files
-  monitor_store            incident store URL (default: district.yaml's, else SQLite in state_dir)
+  monitor_store            incident store URL (default: district.yaml's, else SQLite in state_dir);
+                           the teacher overrides are read from it too
   monitor_instance         names this process's incident journal and spool in state_dir (one
                            name per proxy process sharing a state directory; default: none)
 """
@@ -23,7 +24,7 @@ from mitmproxy import exceptions
 
 from monitor.district import COMPONENTS, District, DistrictLoader, pseudonym_key
 from monitor.flow.metrics import Metrics
-from monitor.flow.recording import DecisionLog, open_recorder
+from monitor.flow.recording import DecisionLog, check_store_key, open_recorder
 from monitor.incidents.recorder import Recorder
 from monitor.yamlfile import ConfigError
 
@@ -78,8 +79,9 @@ class Runtime:
             "monitor_reload_interval",
             str,
             "2",
-            "Seconds between checks for changed roster, device, lease, policy, catalogue and "
-            "override files. A bad new file is rejected and the one in force stays.",
+            "Seconds between checks for changed roster, device, lease, policy and catalogue "
+            "files, and for teacher overrides changed in the incident store (one small query). "
+            "A bad new file is rejected and the one in force stays.",
         )
         loader.add_option(
             "monitor_store",
@@ -115,11 +117,14 @@ class Runtime:
 
         if "monitor_config" in updated and ctx.options.monitor_config:
             try:
-                loader = DistrictLoader(ctx.options.monitor_config)
+                loader = DistrictLoader(
+                    ctx.options.monitor_config, store_url=ctx.options.monitor_store
+                )
                 district = loader.load()
                 key = pseudonym_key(district)
             except (ConfigError, ValueError, OSError) as e:
                 raise exceptions.OptionsError(f"monitor_config: {e}") from e
+            self._check_key(loader, district, key)
             self.loader, self.district, self.key = loader, district, key
             self._count_config(district, loaded=COMPONENTS)
             self._start_recorder(district, ctx.options.monitor_store, ctx.options.monitor_instance)
@@ -132,6 +137,27 @@ class Runtime:
             )
         if "monitor_metrics_listen" in updated:
             self._start_metrics(ctx.options.monitor_metrics_listen)
+
+    @staticmethod
+    def _check_key(loader: DistrictLoader, district: District, key: bytes) -> None:
+        """Stop at start when the store remembers another pseudonym key (every writer of a
+        district needs its one key); a store that cannot be reached is checked by the
+        recorder once it answers."""
+        from monitor.incidents.store.keycheck import KeyMismatchError
+
+        try:
+            unreachable = check_store_key(district, key)
+        except KeyMismatchError as e:
+            loader.close()
+            raise exceptions.OptionsError(f"monitor: {e}") from e
+        if unreachable:
+            # a warning, not an error: mitmdump exits on errors logged during start-up, and a
+            # store that is down must not stop the filtering (incidents wait in the spool)
+            log.warning(
+                "monitor: incident store unreachable at start (%s); incidents wait in the "
+                "spool, and the pseudonym key is checked when it answers",
+                unreachable,
+            )
 
     def running(self) -> None:
         loop = asyncio.get_running_loop()
@@ -150,6 +176,8 @@ class Runtime:
             # flush what is queued: a restart loses nothing
             self.recorder.close(timeout=20)
             self.recorder = None
+        if self.loader is not None:
+            self.loader.close()
         if self._metrics_server is not None:
             try:
                 self._metrics_server.shutdown()
@@ -183,7 +211,7 @@ class Runtime:
         if self.recorder is not None:
             return
         try:
-            self.recorder = open_recorder(district, store_url, instance, start=False)
+            self.recorder = open_recorder(district, store_url, instance, start=False, key=self.key)
         except (ValueError, OSError) as e:
             # the journal or spool is another live process's, or the state directory is not
             # writable: refuse to start rather than run without a crash-safe incident record

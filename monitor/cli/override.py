@@ -1,8 +1,10 @@
-"""``monitor override grant|list|revoke``: teacher overrides in a JSON store.
+"""``monitor override grant|list|revoke``: teacher overrides in the district's store.
 
-The click commands are thin: they parse options and call the plain functions below, so that a
-later ``--config DIR`` (which locates the store, the policy and the roster) only changes how the
-arguments are found.
+With ``--config DIR`` the grants live in the district's incident store (district.yaml's
+``store``, or SQLite in the state directory), which every proxy and sensor of the district
+reads within a reload interval; ``--db URL`` names a store directly; ``--store FILE`` keeps a
+standalone JSON file that no proxy reads. The click commands are thin: they parse options and
+call the plain functions below.
 """
 
 from __future__ import annotations
@@ -15,12 +17,12 @@ from datetime import UTC, datetime, timedelta, tzinfo
 import click
 
 from monitor.cli._common import catalog_option, load_district
-from monitor.district import District
+from monitor.district import District, shared_overrides
 from monitor.model import STAFF_ROLES
 from monitor.platforms import catalogue as catalogue_mod
 from monitor.platforms.catalogue import Catalogue
 from monitor.rules.loader import load_policy
-from monitor.rules.overrides import DEFAULT_MAX_LENGTH, Override, OverrideStore
+from monitor.rules.overrides import DEFAULT_MAX_LENGTH, Override, OverrideBook, OverrideStore
 from monitor.rules.policy import Policy
 from monitor.yamlfile import ConfigError
 
@@ -52,7 +54,7 @@ def parse_until(text: str, tz: tzinfo, now: datetime) -> datetime:
 
 
 def grant_override(
-    store: OverrideStore,
+    store: OverrideBook,
     *,
     teacher: str,
     platform: str,
@@ -140,8 +142,14 @@ def _settings(
 
 _store_option = click.option(
     "--store", "store_path", type=click.Path(dir_okay=False),
-    help="The override store (a JSON file; created on the first grant). Default with "
-         "--config: STATE_DIR/overrides.json, the file the proxy reads.",
+    help="A standalone JSON file of grants (created on the first grant), which no proxy or "
+         "sensor reads. Without it, the grants are the district's, in its incident store.",
+)  # fmt: skip
+_db_option = click.option(
+    "--db", "db_url", metavar="URL",
+    help="The incident store holding the district's grants (sqlite:///path or "
+         "postgresql+psycopg://…). Default with --config: district.yaml's store, else SQLite "
+         "in the state directory: the one every proxy and sensor of the district reads.",
 )  # fmt: skip
 _config_option = click.option(
     "--config", "config", type=click.Path(exists=True, file_okay=False),
@@ -154,13 +162,23 @@ def _district(config: str | None) -> District | None:
     return load_district(config) if config else None
 
 
-def _store_of(store_path: str | None, district: District | None) -> str:
+def _store_of(store_path: str | None, district: District | None, db_url: str | None = None
+              ) -> OverrideBook:  # fmt: skip
+    """The grants: a standalone JSON file (--store), or the store of --db or --config."""
     if store_path:
-        return store_path
-    if district is None:
-        raise click.UsageError("give --config DIR or --store FILE")
-    district.state_dir.mkdir(parents=True, exist_ok=True)
-    return str(district.overrides_path)
+        if db_url:
+            raise click.UsageError("give --store FILE or --db URL, not both")
+        return OverrideStore(store_path)
+    if db_url:
+        url = db_url
+    elif district is not None:
+        url = district.store_url
+    else:
+        raise click.UsageError("give --config DIR, --db URL or --store FILE")
+    try:
+        return shared_overrides(url)
+    except ValueError as e:  # a URL that is not one
+        raise click.ClickException(str(e)) from e
 
 
 def _check_people(
@@ -194,6 +212,7 @@ def override_group() -> None:
 
 @override_group.command("grant")
 @_config_option
+@_db_option
 @_store_option
 @click.option("--teacher", required=True, help="The granting teacher's sourcedId.")
 @click.option(
@@ -212,7 +231,8 @@ def override_group() -> None:
 @_policy_option
 @_catalog_option
 def grant_cmd(
-    config: str | None, store_path: str | None, teacher: str, role: str, platform: str,
+    config: str | None, db_url: str | None, store_path: str | None, teacher: str, role: str,
+    platform: str,
     class_id: str | None,
     students: tuple[str, ...], minutes: int | None, until: str | None, reason: str,
     policy_file: str | None, catalogs: tuple[str, ...],
@@ -228,21 +248,25 @@ def grant_cmd(
     else:
         cat, policy = _settings(policy_file, catalogs)
     tz = policy.tz if policy else local_zone()
+    book = _store_of(store_path, district, db_url)
     try:
         ov = grant_override(
-            OverrideStore(_store_of(store_path, district)), teacher=teacher, platform=platform,
+            book, teacher=teacher, platform=platform,
             class_id=class_id,
             students=students, minutes=minutes, until=until, reason=reason, catalogue=cat, tz=tz,
             max_length=policy.override_max_length if policy else DEFAULT_MAX_LENGTH, role=role,
         )  # fmt: skip
-    except ValueError as e:
+    except (ValueError, ConnectionError) as e:  # refused, or the store unreachable
         raise click.ClickException(str(e)) from e
+    finally:
+        _close(book)
     row = describe(ov, tz, datetime.now(UTC))
     click.echo(f"granted {ov.id}: {ov.platform} for {row['target']} until {row['ends']}")
 
 
 @override_group.command("list")
 @_config_option
+@_db_option
 @_store_option
 @click.option("--all", "show_all", is_flag=True, help="Include expired and revoked grants.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
@@ -250,7 +274,7 @@ def grant_cmd(
 @_policy_option
 @_catalog_option
 def list_cmd(
-    config: str | None, store_path: str | None, show_all: bool, fmt: str,
+    config: str | None, db_url: str | None, store_path: str | None, show_all: bool, fmt: str,
     policy_file: str | None, catalogs: tuple[str, ...],
 ) -> None:  # fmt: skip
     """List grants in force or scheduled (all grants with --all)."""
@@ -261,11 +285,13 @@ def list_cmd(
     if policy_file:
         tz = _settings(policy_file, catalogs)[1].tz  # type: ignore[union-attr]
     now = datetime.now(UTC)
+    book = _store_of(store_path, district, db_url)
     try:
-        store = OverrideStore(_store_of(store_path, district))
-        overrides = store.list(active_only=not show_all, now=now)
-    except ValueError as e:
+        overrides = book.list(active_only=not show_all, now=now)
+    except (ValueError, ConnectionError) as e:
         raise click.ClickException(str(e)) from e
+    finally:
+        _close(book)
     if fmt == "json":
         click.echo(json.dumps([describe(o, tz, now) for o in overrides], indent=2))
         return
@@ -275,17 +301,28 @@ def list_cmd(
 
 @override_group.command("revoke")
 @_config_option
+@_db_option
 @_store_option
 @click.argument("override_id", metavar="ID")
 @click.option("--by", "by", required=True, help="The sourcedId of the person revoking it.")
-def revoke_cmd(config: str | None, store_path: str | None, override_id: str, by: str) -> None:
+def revoke_cmd(
+    config: str | None, db_url: str | None, store_path: str | None, override_id: str, by: str
+) -> None:
     """End grant ID now (the record is kept, with who revoked it and when)."""
-    district = _district(config)
+    book = _store_of(store_path, _district(config), db_url)
     try:
-        ov = OverrideStore(_store_of(store_path, district)).revoke(override_id, by)
-    except ValueError as e:
+        ov = book.revoke(override_id, by)
+    except (ValueError, ConnectionError) as e:
         raise click.ClickException(str(e)) from e
+    finally:
+        _close(book)
     click.echo(f"revoked {ov.id} ({ov.platform}, {ov.target_words()})")
+
+
+def _close(book: OverrideBook) -> None:
+    source = getattr(book, "source", None)
+    if source is not None:
+        source.close()
 
 
 def register(group: click.Group) -> None:

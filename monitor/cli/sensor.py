@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -17,7 +19,7 @@ from monitor.platforms.classify import Classifier
 from monitor.yamlfile import ConfigError
 
 if TYPE_CHECKING:
-    from monitor.district import DistrictLoader
+    from monitor.district import District, DistrictLoader
     from monitor.flow.metrics import Metrics
     from monitor.flow.recording import DecisionLog
     from monitor.incidents.recorder import Recorder
@@ -26,8 +28,28 @@ if TYPE_CHECKING:
     from monitor.sensor.pipeline import Sensor
 
 RELOAD_INTERVAL = 2.0  # seconds between checks for changed configuration (live capture)
+DEFAULT_INSTANCE = "sensor"  # the journal and spool names of a sensor given no --instance
 STATS_INTERVAL = 1.0  # seconds between carrying the recorder's counters to the metrics
 CLOSE_TIMEOUT = 30.0  # seconds to write what is queued at the end
+
+
+def _check_key(loader: DistrictLoader, district: District, key: bytes) -> None:
+    """Stop at start when the store remembers another pseudonym key; a store that cannot be
+    reached is checked by the recorder when it answers (incidents wait in the spool)."""
+    from monitor.flow.recording import check_store_key
+    from monitor.incidents.store.keycheck import KeyMismatchError
+
+    try:
+        unreachable = check_store_key(district, key)
+    except KeyMismatchError as e:
+        loader.close()
+        raise click.ClickException(str(e)) from e
+    if unreachable:
+        click.echo(
+            f"monitor sensor: incident store unreachable at start ({unreachable}); incidents "
+            "wait in the spool, and the pseudonym key is checked when it answers",
+            err=True,
+        )
 
 
 def _listen(value: str) -> tuple[str, int]:
@@ -38,40 +60,66 @@ def _listen(value: str) -> tuple[str, int]:
 
 
 class _Session:
-    """The district side of one run: judge, recorder, metrics, reloads."""
+    """The district side of one run: judge, recorder, metrics, reloads.
 
-    def __init__(self, config_dir: str, store_url: str | None, metrics: Metrics) -> None:
+    ``instance`` names this process's incident journal and spool in the state directory, so
+    that a sensor runs beside the proxy workers (and other sensors) of one configuration."""
+
+    def __init__(
+        self,
+        config_dir: str,
+        store_url: str | None,
+        metrics: Metrics,
+        instance: str = DEFAULT_INSTANCE,
+    ) -> None:
         from monitor.district import DistrictLoader, pseudonym_key
         from monitor.flow.recording import DecisionLog, open_recorder
-        from monitor.sensor.judge import Judge
 
         try:
-            self.loader: DistrictLoader = DistrictLoader(config_dir)
+            self.loader: DistrictLoader = DistrictLoader(config_dir, store_url=store_url or "")
             district = self.loader.load()
             key = pseudonym_key(district)
         except (ConfigError, ValueError, OSError) as e:
             raise click.ClickException(str(e)) from e
         self.metrics = metrics
+        _check_key(self.loader, district, key)
         try:
-            self.recorder: Recorder = open_recorder(district, store_url or "")
+            self.recorder: Recorder = open_recorder(district, store_url or "", instance, key=key)
         except (ValueError, OSError) as e:
+            self.loader.close()
             raise click.ClickException(f"incident store: {e}") from e
+        from monitor.sensor.judge import Judge
+
         self.log: DecisionLog = DecisionLog(metrics, self.recorder, key)
         self.judge: Judge = Judge(district, key, self.log)
-        self._next_reload = time.monotonic() + RELOAD_INTERVAL
         self._next_stats = time.monotonic() + STATS_INTERVAL
+        self._stop = threading.Event()
+        self._reloader: threading.Thread | None = None
         for component in ("catalogue", "roster", "policy", "devices", "leases", "addresses"):
             metrics.reloads.labels(component, "success").inc()
 
     def tick(self, sensor: Sensor, live: bool) -> None:
-        """Periodic work between observations: recorder metrics, and reloads when live."""
+        """Periodic work between observations: the recorder's counters to the metrics (on
+        this thread, the one that records)."""
         now = time.monotonic()
         if now >= self._next_stats:
             self._next_stats = now + STATS_INTERVAL
             self.log.update_recorder_metrics()
-        if live and now >= self._next_reload:
-            self._next_reload = now + RELOAD_INTERVAL
-            self.reload(sensor)
+
+    def start_reloads(self, sensor: Sensor) -> None:
+        """Live capture: reload changed files and teacher overrides every RELOAD_INTERVAL
+        seconds on a thread of their own, so that reading files or a slow store never holds
+        up the packets (a new snapshot is swapped in whole)."""
+
+        def run() -> None:
+            while not self._stop.wait(RELOAD_INTERVAL):
+                try:
+                    self.reload(sensor)
+                except Exception as e:  # noqa: BLE001 - a reload must never stop the sensor
+                    click.echo(f"monitor sensor: reload failed: {e}", err=True)
+
+        self._reloader = threading.Thread(target=run, name="district-reload", daemon=True)
+        self._reloader.start()
 
     def reload(self, sensor: Sensor) -> None:
         old = self.judge.district
@@ -90,6 +138,10 @@ class _Session:
                 sensor.classify = district.classifier
 
     def close(self) -> dict[str, Any]:
+        self._stop.set()
+        if self._reloader is not None:
+            self._reloader.join(timeout=CLOSE_TIMEOUT)
+        self.loader.close()
         flushed = self.recorder.close(timeout=CLOSE_TIMEOUT)
         self.log.update_recorder_metrics()
         s = self.recorder.stats
@@ -142,7 +194,9 @@ class _Session:
     "QUIC (HTTP/3) to a platform the policy blocks for that person bypassed the proxy: it is "
     "recorded as an incident with rule 'quic-bypass:<rule>' and the rule's severity, or "
     "'medium'. Names outside the catalogue are printed but not judged ('-'). Live capture "
-    "reloads changed configuration files.",
+    "reloads changed configuration files and teacher overrides (from the incident store). "
+    "The store must know this process's pseudonym key (or none yet): a store that remembers "
+    "another key stops the sensor at start.",
 )
 @click.option(
     "--store",
@@ -150,6 +204,15 @@ class _Session:
     metavar="URL",
     help="Incident store URL (sqlite:///path or postgresql+psycopg://…) instead of "
     "district.yaml's. Needs --config.",
+)
+@click.option(
+    "--instance",
+    metavar="NAME",
+    help="Names this sensor's incident journal and spool in the state directory "
+    f"(incident-journal-NAME.jsonl, incident-spool-NAME.jsonl; default: {DEFAULT_INSTANCE}), "
+    "so that it runs beside the proxy and other sensors of the same configuration. Keep it "
+    "stable across restarts: a restarted sensor writes what its journal still holds. A name "
+    "in use by a live process is refused. Needs --config.",
 )
 @click.option(
     "--metrics",
@@ -181,6 +244,7 @@ def sensor_cmd(
     catalogs: tuple[str, ...],
     config_dir: str | None,
     store_url: str | None,
+    instance: str | None,
     metrics_listen: str | None,
     dedup_ttl: float,
     stats: bool,
@@ -202,6 +266,15 @@ def sensor_cmd(
         )
     if store_url is not None and config_dir is None:
         raise click.UsageError("--store needs --config (the policy decides what is stored)")
+    if instance is not None and config_dir is None:
+        raise click.UsageError("--instance needs --config (it names the incident spool)")
+    if instance is not None:
+        from monitor.flow.recording import recorder_files
+
+        try:
+            recorder_files(Path("."), instance)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--instance") from e
     listen = _listen(metrics_listen) if metrics_listen else None
 
     from monitor.flow.metrics import Metrics
@@ -209,7 +282,7 @@ def sensor_cmd(
     metrics = Metrics()
     session: _Session | None = None
     if config_dir is not None:
-        session = _Session(config_dir, store_url, metrics)
+        session = _Session(config_dir, store_url, metrics, instance or DEFAULT_INSTANCE)
         classifier = session.judge.district.classifier
     else:
         try:
@@ -265,6 +338,8 @@ def sensor_cmd(
                 click.echo(f"monitor sensor: {capture.problem}", err=True)
         else:
             assert iface is not None
+            if session is not None:
+                session.start_reloads(sensor)
             try:
                 pcap.sniff_live(iface, emit, sensor=sensor)
             except PermissionError as e:

@@ -7,10 +7,13 @@ import logging
 import re
 from datetime import UTC, datetime
 from pathlib import Path
+from weakref import WeakKeyDictionary
 
-from monitor.district import District
+from prometheus_client import Gauge
+
+from monitor.district import District, pseudonym_key_source
 from monitor.flow.metrics import Metrics
-from monitor.incidents.events import UNKNOWN_PERSON, IncidentEvent, pseudonym
+from monitor.incidents.events import UNKNOWN_PERSON, IncidentEvent, key_fingerprint, pseudonym
 from monitor.incidents.recorder import ZERO_STATS, Recorder, RecorderStats
 from monitor.model import AGE_BANDS, Identity
 from monitor.rules.decide import Ruling
@@ -50,11 +53,20 @@ def masked_url(url: str) -> str:
 
 
 def open_recorder(
-    district: District, store_url: str = "", instance: str = "", *, start: bool = True
+    district: District,
+    store_url: str = "",
+    instance: str = "",
+    *,
+    start: bool = True,
+    key: bytes | None = None,
 ) -> Recorder:
     """The incident recorder of a district: its store (or ``store_url``), a journal and a
     spool in the state directory (named by ``instance``, see :func:`recorder_files`), the
-    policy's dedupe window. ValueError when another live process uses the same files."""
+    policy's dedupe window. ValueError when another live process uses the same files.
+
+    With ``key`` (the pseudonym key), the store is opened only when it remembers this key's
+    fingerprint, or none yet (then it remembers this one); otherwise events stay in the spool,
+    and the recorder's ``key_mismatch`` says why."""
     from monitor.incidents.store import open_store
 
     url = store_url or district.store_url
@@ -62,13 +74,62 @@ def open_recorder(
     state.mkdir(parents=True, exist_ok=True)
     journal, spool = recorder_files(state, instance)
     window = district.policy.dedupe_window
+    fingerprint = key_fingerprint(key) if key is not None else None
+    source = pseudonym_key_source(district)
     return Recorder(
-        lambda: open_store(url, window=window),
+        lambda: open_store(url, window=window, key_fingerprint=fingerprint, key_source=source),
         spool_path=spool,
         journal_path=journal,
         store_name=masked_url(url),
         start=start,
     )
+
+
+def check_store_key(
+    district: District, key: bytes, store_url: str = "", timeout: float = 5.0
+) -> str | None:
+    """At start: does the store take this process's pseudonym key? Opens the store once (and
+    makes its tables), claims the key's fingerprint if the store has none yet. None when it
+    agrees; the reason (password masked) when the store cannot be reached, to be checked again
+    by the recorder once it answers; KeyMismatchError (naming the key's file or variable) when
+    it remembers another key."""
+    from monitor.incidents.recorder import redact
+    from monitor.incidents.store import open_store
+    from monitor.incidents.store.keycheck import KeyMismatchError
+
+    url = store_url or district.store_url
+    if url == district.store_url and not district.settings.store:
+        Path(district.state_dir).mkdir(parents=True, exist_ok=True)  # the default SQLite's
+    try:
+        open_store(
+            url,
+            window=district.policy.dedupe_window,
+            timeout=timeout,
+            key_fingerprint=key_fingerprint(key),
+            key_source=pseudonym_key_source(district),
+        ).close()
+    except KeyMismatchError:
+        raise
+    except Exception as e:  # noqa: BLE001 - unreachable, for any reason: start anyway
+        return f"{masked_url(url)}: {type(e).__name__}: {redact(str(e))}"
+    return None
+
+
+def key_mismatch_gauge(metrics: Metrics) -> Gauge:
+    """``monitor_incident_store_key_mismatch`` on the metrics' registry (made once)."""
+    gauge = _KEY_GAUGES.get(metrics)
+    if gauge is None:
+        gauge = _KEY_GAUGES[metrics] = Gauge(
+            "monitor_incident_store_key_mismatch",
+            "1 while the incident store refuses this process because its pseudonym key is not "
+            "the key the store's incidents were recorded with (a fingerprint check); incidents "
+            "wait in the local spool. Give every proxy and sensor the district's one key.",
+            registry=metrics.registry,
+        )
+    return gauge
+
+
+_KEY_GAUGES: WeakKeyDictionary[Metrics, Gauge] = WeakKeyDictionary()
 
 
 class DecisionLog:
@@ -80,6 +141,7 @@ class DecisionLog:
         self.key = key
         self._last_stats: RecorderStats = ZERO_STATS
         self._dropped_here = 0
+        self._key_mismatch = key_mismatch_gauge(metrics)
         self.update_recorder_metrics()
 
     def record(
@@ -142,6 +204,7 @@ class DecisionLog:
         m = self.metrics
         m.queue_depth.set(s.queue_depth)
         m.store_up.set(1 if s.store_ok else 0)
+        self._key_mismatch.set(1 if s.key_mismatch else 0)
         m.spool_events.set(s.spool_pending)
         m.spooled.inc(max(0, s.spooled - last.spooled))
         m.store_failures.inc(max(0, s.write_failures - last.write_failures))

@@ -68,6 +68,20 @@ def pseudonym(key: bytes, sourced_id: str) -> str:
     return "p-" + digest[:16]
 
 
+# The label whose HMAC with the pseudonym key identifies the key without revealing it.
+_FINGERPRINT_LABEL = b"student-monitor pseudonym key fingerprint v1"
+
+
+def key_fingerprint(key: bytes) -> str:
+    """What a store remembers of the pseudonym key: HMAC-SHA256(key, a fixed label), hex.
+
+    Two writers with the same key have the same fingerprint; the fingerprint tells nothing
+    about the key (nor lets anyone compute pseudonyms), so it may sit in the store."""
+    if len(key) < MIN_KEY_BYTES:
+        raise ValueError(f"pseudonym key must be at least {MIN_KEY_BYTES} bytes, got {len(key)}")
+    return hmac.new(key, _FINGERPRINT_LABEL, hashlib.sha256).hexdigest()
+
+
 def new_event_id(at: datetime | None = None) -> str:
     """A unique event id: 32 hex digits, the first 12 the creation time (``at``, default now)
     in Unix milliseconds as in UUIDv7, the rest random. The store applies each id at most once;

@@ -68,8 +68,9 @@ class Journal:
         except BlockingIOError as e:
             os.close(self._lock_fd)
             raise ValueError(
-                f"incident journal {path} is in use by another process: give each proxy "
-                "process its own instance name"
+                f"incident journal {path} is in use by another process: give each process "
+                "that shares the state directory its own instance name (proxy: --set "
+                "monitor_instance=NAME; sensor: --instance NAME)"
             ) from e
         try:
             self._fd = os.open(path, _FLAGS, 0o600)

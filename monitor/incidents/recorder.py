@@ -25,7 +25,14 @@ durably in the spool (fsync'd), ``replayed`` those of them written later.
 
 The store is opened as soon as the writer starts, and tried again with backoff while it cannot
 be opened, events or not: a store that is broken at start-up is logged as an error and shows in
-``write_failures`` and ``store_ok`` at once, not at the first incident.
+``write_failures`` and ``store_ok`` at once, not at the first incident. A store that refuses this
+process's pseudonym key (the factory raises ``KeyMismatchError``, see
+:mod:`monitor.incidents.store.keycheck`) is handled the same way, said once in full and shown in
+``key_mismatch``: events wait in the spool, nothing is mixed into the store.
+
+Several recorders (proxy workers, sensors, on one host or several) may write to one store at
+once, each with its own journal and spool: the store's upserts and event-id claims make their
+batches commute, so every incident's count is exact whatever the interleaving.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ from monitor.incidents.events import IncidentEvent
 from monitor.incidents.journal import Journal
 from monitor.incidents.spool import Spool, event_line
 from monitor.incidents.store.base import IncidentStore
+from monitor.incidents.store.keycheck import KeyMismatchError
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +88,8 @@ class RecorderStats:
     journal_failures: int  # events that could not be journaled (kept in memory only)
     last_write_latency: float  # seconds taken by the last successful store call
     store_ok: bool  # the last store call (open or write) succeeded (or none failed yet)
+    key_mismatch: bool = False  # the store refuses this process's pseudonym key (events wait
+    # in the spool; see monitor.incidents.store.keycheck)
 
 
 ZERO_STATS = RecorderStats(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0.0, True)
@@ -108,6 +118,7 @@ class _StoreLink:
         self.failures = 0  # failed attempts (open or write)
         self.ok = True  # the last attempt succeeded (or none failed yet)
         self.latency = 0.0  # seconds taken by the last successful write
+        self.key_mismatch = False  # the last attempt was refused for another pseudonym key
 
     def due(self) -> bool:
         return time.monotonic() >= self.retry_at
@@ -142,7 +153,13 @@ class _StoreLink:
     def failed(self, e: Exception) -> None:
         self.failures += 1
         self.retry_at = time.monotonic() + self.backoff
-        if self.ok:
+        if isinstance(e, KeyMismatchError):
+            # Not an outage: nothing is written until the keys agree. Said once, in full.
+            if not self.key_mismatch:
+                log.error("%s; incidents are kept in the spool %s", e, self.spool)
+            self.key_mismatch = True
+        elif self.ok or self.key_mismatch:
+            self.key_mismatch = False
             log.error(
                 "incident store unavailable: %s (%s: %s); incidents are kept in the spool %s "
                 "and written when it answers",
@@ -158,6 +175,7 @@ class _StoreLink:
         if not self.ok:
             log.warning("incident store is back: %s", self.name)
         self.ok = True
+        self.key_mismatch = False
         self.backoff = self.retry_initial
         self.retry_at = 0.0
 
@@ -300,6 +318,7 @@ class Recorder:
             journal_failures=self._journal_failures,
             last_write_latency=self._link.latency,
             store_ok=self._link.ok,
+            key_mismatch=self._link.key_mismatch,
         )
 
     def _journal_invalid(self) -> int:

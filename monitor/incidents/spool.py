@@ -70,11 +70,15 @@ class Spool:
         self._f: Any = open(path, "ab", buffering=0)
         try:
             # One spool per process: two writers interleaving and truncating one file would
-            # lose events. (Several proxy processes: give each its own spool path.)
+            # lose events. (Several proxies and sensors: each its own instance name.)
             fcntl.flock(self._f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as e:
             self._f.close()
-            raise ValueError(f"incident spool {path} is in use by another recorder") from e
+            raise ValueError(
+                f"incident spool {path} is in use by another recorder: give each process that "
+                "shares the state directory its own instance name (proxy: --set "
+                "monitor_instance=NAME; sensor: --instance NAME)"
+            ) from e
         self._repair_tail()
         self.pending = sum(1 for _ in self._lines())
         self._size = os.fstat(self._f.fileno()).st_size

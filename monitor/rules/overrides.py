@@ -5,8 +5,16 @@ An override turns a *block* into an *allow* for its targets while it is active
 combine with the age rules is decided in :mod:`monitor.rules.decide` (never for under-13s on a
 platform not designed for children, never for bypass services).
 
-The store is one JSON file, rewritten atomically (temporary file + ``os.replace``) under an
-exclusive lock, so the proxy can re-read it at any time::
+:class:`OverrideBook` holds the rules of granting and revoking (roster-free: the command line
+checks people against the roster), over one of two storages:
+
+- :class:`SharedOverrides`: the district's grants, in the incident store that every proxy and
+  sensor writes to (a :class:`RecordSource`, given by ``monitor.district``; this module does
+  not import the store). A grant made on any host applies on all of them within a reload.
+- :class:`OverrideStore`: one JSON file, rewritten atomically (temporary file +
+  ``os.replace``) under an exclusive lock. ``STATE_DIR/overrides.json`` was the district's
+  store before; the proxy imports it once into the incident store and no longer reads it.
+  The file's records, and the store's rows, have these fields::
 
     {"version": 1, "overrides": [
       {"id": "ov-1a2b3c4d", "platform": "youtube", "granted_by": "t-0001",
@@ -27,12 +35,12 @@ import os
 import re
 import secrets
 import tempfile
-from collections.abc import Collection, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -170,7 +178,7 @@ class OverrideSet:
 EMPTY = OverrideSet()
 
 
-# ---------------------------------------------------------------- the JSON store
+# ---------------------------------------------------------------- records
 
 
 class OverrideRecord(BaseModel):
@@ -217,12 +225,230 @@ def _record(ov: Override) -> dict[str, Any]:
     }
 
 
-class OverrideStore:
-    """Grants persisted in one JSON file. Methods raise ValueError on refused grants and
-    ConfigError (a ValueError naming file and line) on a damaged file."""
+def record_row(ov: Override) -> dict[str, Any]:
+    """A grant as a record source's row: the JSON record's fields, times as datetimes."""
+    return {**_record(ov), "starts": ov.starts, "ends": ov.ends, "created": ov.created,
+            "revoked_at": ov.revoked_at}  # fmt: skip
+
+
+def _override(r: OverrideRecord) -> Override:
+    return Override(
+        id=r.id,
+        platform=r.platform,
+        granted_by=r.granted_by,
+        granted_by_role=r.granted_by_role,
+        class_id=r.class_id,
+        students=tuple(r.students),
+        starts=r.starts,
+        ends=r.ends,
+        reason=r.reason,
+        created=r.created,
+        revoked_at=r.revoked_at,
+        revoked_by=r.revoked_by,
+    )
+
+
+def parse_row(row: Mapping[str, Any], source: str) -> Override:
+    """A record source's row as an Override; ConfigError naming ``source`` and the override."""
+    oid = row.get("id")
+    where = f"override '{oid}'" if isinstance(oid, str) else "override"
+    r = validate(OverrideRecord, dict(row), source, where=where)
+    if (r.class_id is None) == (not r.students):
+        raise ConfigError(source, None, where, "name either class_id or students")
+    return _override(r)
+
+
+class _Edit(Protocol):
+    """The grants while their storage is locked for a change."""
+
+    def records(self, ending_after: datetime) -> builtins.list[Override]:
+        """The grants that end after ``ending_after`` (or more)."""
+        ...
+
+    def get(self, override_id: str) -> Override | None: ...
+
+    def add(self, ov: Override) -> bool:
+        """Add a grant; False (nothing written) when its id is taken."""
+        ...
+
+    def replace(self, ov: Override) -> None: ...
+
+
+class OverrideBook:
+    """The rules of granting, revoking and listing teacher overrides, over a storage that a
+    subclass provides (:meth:`load`, :meth:`current`, :meth:`_edit`). Methods raise ValueError
+    on refused grants and ConfigError (a ValueError naming where) on damaged records."""
+
+    name = ""  # where the grants are, for messages
+
+    # ---- storage (subclasses)
+
+    def load(self) -> builtins.list[Override]:
+        """Every grant, in grant order."""
+        raise NotImplementedError
+
+    def current(self, now: datetime) -> builtins.list[Override]:
+        """The grants that end after ``now`` (revoked ones included), in grant order."""
+        return [o for o in self.load() if o.ends > now]
+
+    def _edit(self) -> AbstractContextManager[_Edit]:
+        raise NotImplementedError
+
+    # ---- reading
+
+    def list(
+        self, active_only: bool = False, now: datetime | None = None
+    ) -> builtins.list[Override]:
+        """Grants in grant order; ``active_only`` keeps those not ended and not revoked (in
+        force now or scheduled)."""
+        if not active_only:
+            return self.load()
+        now = _aware(now, "now") if now is not None else datetime.now(UTC)
+        return [o for o in self.current(now) if o.status(now) in ("active", "scheduled")]
+
+    def override_set(self, now: datetime | None = None) -> OverrideSet:
+        """The grants that can still apply at or after ``now`` (all of them when None)."""
+        if now is None:
+            return OverrideSet(self.load())
+        return OverrideSet(o for o in self.current(now) if o.effective_end > now)
+
+    # ---- writing
+
+    def grant(
+        self,
+        *,
+        platform: str,
+        granted_by: str,
+        ends: datetime,
+        class_id: str | None = None,
+        students: Collection[str] = (),
+        starts: datetime | None = None,
+        reason: str = "",
+        now: datetime | None = None,
+        max_length: timedelta = DEFAULT_MAX_LENGTH,
+        granted_by_role: str = "teacher",
+        known_platforms: Collection[str] | None = None,
+        override_id: str | None = None,
+    ) -> Override:
+        """Record a new grant and return it. Refuses unknown platforms, a window that is
+        empty, longer than ``max_length``, ending in the past or starting more than a minute
+        ago, and a grant overlapping an existing one for the same target and platform."""
+        now = _aware(now, "now") if now is not None else datetime.now(UTC)
+        starts = _aware(starts, "starts") if starts is not None else now
+        ends = _aware(ends, "ends")
+        if known_platforms is not None and platform not in known_platforms:
+            raise ValueError(f"unknown platform '{platform}'")
+        if not granted_by:
+            raise ValueError("granted_by (the teacher's sourcedId) is required")
+        targets = tuple(dict.fromkeys(s.strip() for s in students if s.strip()))
+        if (class_id is None) == (not targets):
+            raise ValueError("name either a class or one or more students")
+        if ends <= now:
+            raise ValueError(f"the override would end in the past ({_iso(ends)})")
+        if starts < now - START_GRACE:
+            raise ValueError(f"the override would start in the past ({_iso(starts)})")
+        if ends <= starts:
+            raise ValueError("the override ends before it starts")
+        if ends - starts > max_length:
+            raise ValueError(
+                f"an override may last at most {_span(max_length)}; "
+                f"this one lasts {_span(ends - starts)}"
+            )
+        if override_id is not None and not _ID_RE.match(override_id):
+            raise ValueError(f"'{override_id}' is not a valid override id")
+        with self._edit() as edit:
+            new = Override(
+                id=override_id or _new_id(edit),
+                platform=platform,
+                granted_by=granted_by,
+                granted_by_role=granted_by_role,
+                class_id=class_id,
+                students=targets,
+                starts=starts,
+                ends=ends,
+                reason=reason.strip(),
+                created=now,
+            )
+            if edit.get(new.id) is not None:
+                raise ValueError(f"override id '{new.id}' is already used")
+            mine = set(new.targets())
+            for old in edit.records(ending_after=starts):
+                if old.platform != platform or not mine.intersection(old.targets()):
+                    continue
+                if old.starts < new.ends and new.starts < old.effective_end:
+                    raise ValueError(
+                        f"overlaps override {old.id} ({old.target_words()}, {old.platform}, "
+                        f"{_iso(old.starts)} to {_iso(old.effective_end)}, granted by "
+                        f"{old.granted_by}): revoke it first or choose another window"
+                    )
+            edit.add(new)
+        return new
+
+    def revoke(self, override_id: str, by: str, now: datetime | None = None) -> Override:
+        """End a grant now, recording who revoked it and when; the record is kept."""
+        now = _aware(now, "now") if now is not None else datetime.now(UTC)
+        if not by:
+            raise ValueError("revoked_by (a sourcedId) is required")
+        with self._edit() as edit:
+            old = edit.get(override_id)
+            if old is None:
+                raise ValueError(f"no override with id '{override_id}'")
+            if old.revoked_at is not None:
+                raise ValueError(
+                    f"override {old.id} was already revoked by {old.revoked_by} at "
+                    f"{_iso(old.revoked_at)}"
+                )
+            if old.ends <= now:
+                raise ValueError(f"override {old.id} already expired at {_iso(old.ends)}")
+            new = replace(old, revoked_at=now, revoked_by=by)
+            edit.replace(new)
+            return new
+
+    def add_all(self, records: Iterable[Override]) -> builtins.list[str]:
+        """Add grants as they are (an import), skipping ids already present; returns the ids
+        added. Idempotent: importing the same grants again adds nothing."""
+        added = []
+        with self._edit() as edit:
+            for ov in records:
+                if edit.add(ov):
+                    added.append(ov.id)
+        return added
+
+
+# ---------------------------------------------------------------- the JSON file
+
+
+class _FileEdit:
+    def __init__(self, store: OverrideStore, records: builtins.list[Override]) -> None:
+        self._store, self._records = store, records
+
+    def records(self, ending_after: datetime) -> builtins.list[Override]:
+        return builtins.list(self._records)
+
+    def get(self, override_id: str) -> Override | None:
+        return next((o for o in self._records if o.id == override_id), None)
+
+    def add(self, ov: Override) -> bool:
+        if self.get(ov.id) is not None:
+            return False
+        self._store._write([*self._records, ov])
+        self._records.append(ov)
+        return True
+
+    def replace(self, ov: Override) -> None:
+        records = [ov if o.id == ov.id else o for o in self._records]
+        self._store._write(records)
+        self._records[:] = records
+
+
+class OverrideStore(OverrideBook):
+    """Grants persisted in one JSON file (the format above). Since the store moved into the
+    incident store, the proxy and sensor no longer read this file: it is imported once (see
+    ``monitor.district``), and ``monitor override --store FILE`` keeps a standalone one."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self.name = str(self.path)
 
     # ---- reading
 
@@ -278,41 +504,8 @@ class OverrideStore:
             seen.add(r.id)
             if (r.class_id is None) == (not r.students):
                 raise ConfigError(path, _line(root, i), where, "name either class_id or students")
-            out.append(
-                Override(
-                    id=r.id,
-                    platform=r.platform,
-                    granted_by=r.granted_by,
-                    granted_by_role=r.granted_by_role,
-                    class_id=r.class_id,
-                    students=tuple(r.students),
-                    starts=r.starts,
-                    ends=r.ends,
-                    reason=r.reason,
-                    created=r.created,
-                    revoked_at=r.revoked_at,
-                    revoked_by=r.revoked_by,
-                )
-            )
+            out.append(_override(r))
         return out
-
-    def list(
-        self, active_only: bool = False, now: datetime | None = None
-    ) -> builtins.list[Override]:
-        """Grants in file order; ``active_only`` keeps those not ended and not revoked (in
-        force now or scheduled)."""
-        records = self.load()
-        if not active_only:
-            return records
-        now = _aware(now, "now") if now is not None else datetime.now(UTC)
-        return [o for o in records if o.status(now) in ("active", "scheduled")]
-
-    def override_set(self, now: datetime | None = None) -> OverrideSet:
-        """The grants that can still apply at or after ``now`` (all of them when None)."""
-        records = self.load()
-        if now is not None:
-            records = [o for o in records if o.effective_end > now]
-        return OverrideSet(records)
 
     # ---- writing
 
@@ -326,6 +519,11 @@ class OverrideStore:
                 yield self.load()
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+    @contextmanager
+    def _edit(self) -> Iterator[_Edit]:
+        with self._locked() as records:
+            yield _FileEdit(self, records)
 
     def _write(self, records: Iterable[Override]) -> None:
         body = json.dumps(
@@ -349,97 +547,73 @@ class OverrideStore:
             Path(tmp).unlink(missing_ok=True)
             raise
 
-    def grant(
-        self,
-        *,
-        platform: str,
-        granted_by: str,
-        ends: datetime,
-        class_id: str | None = None,
-        students: Collection[str] = (),
-        starts: datetime | None = None,
-        reason: str = "",
-        now: datetime | None = None,
-        max_length: timedelta = DEFAULT_MAX_LENGTH,
-        granted_by_role: str = "teacher",
-        known_platforms: Collection[str] | None = None,
-        override_id: str | None = None,
-    ) -> Override:
-        """Record a new grant and return it. Refuses unknown platforms, a window that is
-        empty, longer than ``max_length``, ending in the past or starting more than a minute
-        ago, and a grant overlapping an existing one for the same target and platform."""
-        now = _aware(now, "now") if now is not None else datetime.now(UTC)
-        starts = _aware(starts, "starts") if starts is not None else now
-        ends = _aware(ends, "ends")
-        if known_platforms is not None and platform not in known_platforms:
-            raise ValueError(f"unknown platform '{platform}'")
-        if not granted_by:
-            raise ValueError("granted_by (the teacher's sourcedId) is required")
-        targets = tuple(dict.fromkeys(s.strip() for s in students if s.strip()))
-        if (class_id is None) == (not targets):
-            raise ValueError("name either a class or one or more students")
-        if ends <= now:
-            raise ValueError(f"the override would end in the past ({_iso(ends)})")
-        if starts < now - START_GRACE:
-            raise ValueError(f"the override would start in the past ({_iso(starts)})")
-        if ends <= starts:
-            raise ValueError("the override ends before it starts")
-        if ends - starts > max_length:
-            raise ValueError(
-                f"an override may last at most {_span(max_length)}; "
-                f"this one lasts {_span(ends - starts)}"
-            )
-        if override_id is not None and not _ID_RE.match(override_id):
-            raise ValueError(f"'{override_id}' is not a valid override id")
-        with self._locked() as records:
-            ids = {o.id for o in records}
-            new = Override(
-                id=override_id or _new_id(ids),
-                platform=platform,
-                granted_by=granted_by,
-                granted_by_role=granted_by_role,
-                class_id=class_id,
-                students=targets,
-                starts=starts,
-                ends=ends,
-                reason=reason.strip(),
-                created=now,
-            )
-            if new.id in ids:
-                raise ValueError(f"override id '{new.id}' is already used")
-            mine = set(new.targets())
-            for old in records:
-                if old.platform != platform or not mine.intersection(old.targets()):
-                    continue
-                if old.starts < new.ends and new.starts < old.effective_end:
-                    raise ValueError(
-                        f"overlaps override {old.id} ({old.target_words()}, {old.platform}, "
-                        f"{_iso(old.starts)} to {_iso(old.effective_end)}, granted by "
-                        f"{old.granted_by}): revoke it first or choose another window"
-                    )
-            self._write([*records, new])
-        return new
 
-    def revoke(self, override_id: str, by: str, now: datetime | None = None) -> Override:
-        """End a grant now, recording who revoked it and when; the record is kept."""
-        now = _aware(now, "now") if now is not None else datetime.now(UTC)
-        if not by:
-            raise ValueError("revoked_by (a sourcedId) is required")
-        with self._locked() as records:
-            for i, old in enumerate(records):
-                if old.id != override_id:
-                    continue
-                if old.revoked_at is not None:
-                    raise ValueError(
-                        f"override {old.id} was already revoked by {old.revoked_by} at "
-                        f"{_iso(old.revoked_at)}"
-                    )
-                if old.ends <= now:
-                    raise ValueError(f"override {old.id} already expired at {_iso(old.ends)}")
-                records[i] = replace(old, revoked_at=now, revoked_by=by)
-                self._write(records)
-                return records[i]
-        raise ValueError(f"no override with id '{override_id}'")
+# ---------------------------------------------------------------- a shared record source
+
+
+class RowEditor(Protocol):
+    """A record source's locked transaction (rows as :func:`record_row` makes them)."""
+
+    def rows(self, ending_after: datetime | None = None) -> builtins.list[dict[str, Any]]: ...
+
+    def get(self, override_id: str) -> dict[str, Any] | None: ...
+
+    def insert(self, row: dict[str, Any]) -> bool: ...
+
+    def update(self, row: dict[str, Any]) -> None: ...
+
+
+class RecordSource(Protocol):
+    """Where the grants of every proxy and sensor are kept (the incident store's overrides
+    table: ``monitor.incidents.store.overrides.SqlOverrideRecords``)."""
+
+    name: str
+
+    def rows(self, ending_after: datetime | None = None) -> builtins.list[dict[str, Any]]: ...
+
+    def version(self) -> int: ...
+
+    def transaction(self) -> AbstractContextManager[RowEditor]: ...
+
+
+class _RowEdit:
+    def __init__(self, txn: RowEditor, name: str) -> None:
+        self._txn, self._name = txn, name
+
+    def records(self, ending_after: datetime) -> builtins.list[Override]:
+        return [parse_row(r, self._name) for r in self._txn.rows(ending_after)]
+
+    def get(self, override_id: str) -> Override | None:
+        row = self._txn.get(override_id)
+        return None if row is None else parse_row(row, self._name)
+
+    def add(self, ov: Override) -> bool:
+        return self._txn.insert(record_row(ov))
+
+    def replace(self, ov: Override) -> None:
+        self._txn.update(record_row(ov))
+
+
+class SharedOverrides(OverrideBook):
+    """The grants in a record source that every proxy and sensor of the district reads."""
+
+    def __init__(self, source: RecordSource) -> None:
+        self.source = source
+        self.name = source.name
+
+    def load(self) -> builtins.list[Override]:
+        return [parse_row(r, self.name) for r in self.source.rows()]
+
+    def current(self, now: datetime) -> builtins.list[Override]:
+        return [parse_row(r, self.name) for r in self.source.rows(ending_after=now)]
+
+    def version(self) -> int:
+        return self.source.version()
+
+    @contextmanager
+    def _edit(self) -> Iterator[_Edit]:
+        with self.source.transaction() as txn:
+            yield _RowEdit(txn, self.name)
 
 
 def _iso(d: datetime) -> str:
@@ -450,10 +624,10 @@ def _line(root: Any, i: int) -> int | None:
     return line_of(root, ("overrides", i))
 
 
-def _new_id(taken: Collection[str]) -> str:
+def _new_id(edit: _Edit) -> str:
     while True:
         candidate = f"ov-{secrets.token_hex(4)}"
-        if candidate not in taken:
+        if edit.get(candidate) is None:
             return candidate
 
 

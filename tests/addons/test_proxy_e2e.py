@@ -251,7 +251,6 @@ def test_plain_http_is_enforced_too(world: dict[str, object]) -> None:
 
 def test_teacher_override_opens_a_platform_then_expires(world: dict[str, object]) -> None:
     district: Path = world["district"]  # type: ignore[assignment]
-    store = district / "state" / "overrides.json"
     until = (datetime.now(TZ) + timedelta(seconds=6)).isoformat(timespec="seconds")
     before = metric(world, "monitor_config_reloads_total", component="overrides", result="success")
     # the 15-year-old is blocked on Instagram; a teacher opens it for them
@@ -264,8 +263,8 @@ def test_teacher_override_opens_a_platform_then_expires(world: dict[str, object]
             "monitor",
             "override",
             "grant",
-            "--store",
-            str(store),
+            "--config",  # the district's store, which the proxy polls (not a file any more)
+            str(district),
             "--teacher",
             teacher,
             "--platform",
@@ -274,8 +273,6 @@ def test_teacher_override_opens_a_platform_then_expires(world: dict[str, object]
             _person_of(district, "127.0.0.15"),
             "--until",
             until,
-            "--policy",
-            str(district / "policy.yaml"),
             "--reason",
             "class project",
         ],

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from monitor.district import shared_overrides
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -170,7 +172,12 @@ def test_override_with_config_uses_the_district_store_and_roster(district: Path)
         "class project",
     )
     assert r.returncode == 0, r.stderr
-    assert (district / "state" / "overrides.json").exists()
+    # the grant went to the district's incident store (which every proxy and sensor reads),
+    # not to a file in the state directory (the store moved there)
+    assert not (district / "state" / "overrides.json").exists()
+    store = shared_overrides(f"sqlite:///{district / 'state' / 'incidents.sqlite'}")
+    assert [(o.platform, o.students) for o in store.load()] == [("instagram", ("stu-00555",))]
+    store.source.close()  # type: ignore[attr-defined]
     listed = run("override", "list", "--config", str(district), "--format", "json")
     rows = json.loads(listed.stdout)
     assert [row["platform"] for row in rows] == ["instagram"]

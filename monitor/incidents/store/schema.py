@@ -18,13 +18,15 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 from monitor.incidents.events import STATUSES
 
-# The review app's tables (accounts, sessions, record of access) join the same MetaData: with
-# this import, ``metadata`` holds every table of the store.
-from monitor.incidents.store import accessschema  # noqa: F401
+# The review app's tables (accounts, sessions, record of access), and those every writer of a
+# district shares (teacher overrides, the pseudonym key's fingerprint), join the same MetaData:
+# with this import, ``metadata`` holds every table of the store.
+from monitor.incidents.store import accessschema, sharedschema  # noqa: F401
 from monitor.incidents.store.columns import UtcDateTime, metadata, one_of
 from monitor.model import SEVERITIES
 
@@ -93,6 +95,20 @@ applied_events = Table(
 __all__ = ["applied_events", "create_schema", "incidents", "metadata"]
 
 
+# An arbitrary constant: writers starting together on one PostgreSQL create tables in turn.
+_PG_SCHEMA_LOCK = 0x6D6F6E69746F73
+
+
 def create_schema(engine: Engine) -> None:
-    """Create the tables and indexes that do not exist yet (idempotent)."""
-    metadata.create_all(engine)
+    """Create the tables and indexes that do not exist yet (idempotent).
+
+    Safe when several writers start at once on a new database: the check and the CREATEs run
+    in one transaction that holds the database's write lock (SQLite: BEGIN IMMEDIATE) or an
+    advisory lock (PostgreSQL), so the second writer finds the first one's tables instead of
+    failing on "table already exists"."""
+    with engine.connect() as conn:
+        conn.execution_options(monitor_write=True)  # SQLite: BEGIN IMMEDIATE (see sql.py)
+        with conn.begin():
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_SCHEMA_LOCK})
+            metadata.create_all(conn)

@@ -50,6 +50,7 @@ from monitor.incidents.events import (
     event_id_floor,
 )
 from monitor.incidents.store.base import IncidentFilter
+from monitor.incidents.store.keycheck import claim_key
 from monitor.incidents.store.schema import applied_events, create_schema, incidents
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,16 @@ def _postgres_engine(url: URL, connect_timeout: float) -> Engine:
         hide_parameters=True,
         connect_args={"connect_timeout": max(1, int(connect_timeout))},
     )
+
+
+def make_engine(url: str | URL, timeout: float = 10.0) -> Engine:
+    """An engine on a store URL as every writer opens it: SQLite in WAL mode with a busy
+    timeout of ``timeout`` seconds (writers take the write lock at BEGIN and wait for it
+    there); PostgreSQL with that connect timeout and connections checked before use."""
+    u = normalise_url(url) if isinstance(url, str) else url
+    if u.get_backend_name() == "sqlite":
+        return _sqlite_engine(u, timeout)
+    return _postgres_engine(u, timeout)
 
 
 def _rank(col: ColumnElement[Any]) -> ColumnElement[int]:
@@ -320,7 +331,10 @@ class SqlIncidentStore:
     ``window``: dedupe window; every writer on one database must use the same value (it
     defines the buckets). ``applied_retention``: applied event ids are remembered until the
     events are this old (by creation time), i.e. how late a spool replay may come and still be
-    sure not to double. ``clock`` is only used to schedule that pruning.
+    sure not to double. ``clock`` is only used to schedule that pruning. ``key_fingerprint``:
+    this writer's pseudonym key fingerprint, claimed at open (see
+    :mod:`monitor.incidents.store.keycheck`: KeyMismatchError when the store remembers
+    another; ``key_source`` names the key's file or variable in its message).
     """
 
     def __init__(
@@ -333,6 +347,8 @@ class SqlIncidentStore:
         prune_every: timedelta = timedelta(hours=1),
         timeout: float = 10.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        key_fingerprint: str | None = None,
+        key_source: str = "",
     ) -> None:
         if window <= timedelta(0):
             raise ValueError(f"dedupe window must be positive, got {window}")
@@ -343,10 +359,7 @@ class SqlIncidentStore:
         self._clock = clock
         self._next_prune: datetime | None = None
         self.dialect = self.url.get_backend_name()
-        if self.dialect == "sqlite":
-            self.engine = _sqlite_engine(self.url, timeout)
-        else:
-            self.engine = _postgres_engine(self.url, timeout)
+        self.engine = make_engine(self.url, timeout)
         self._upsert = _upsert(self.dialect)
         self._fast_upsert = (
             _SqliteFastUpsert(self._upsert, self.engine) if self.dialect == "sqlite" else None
@@ -368,6 +381,9 @@ class SqlIncidentStore:
                     f"{self.url.render_as_string(hide_password=True)}: no incident tables "
                     "(create them with `monitor incidents init`)"
                 )
+            if key_fingerprint is not None:
+                name = self.url.render_as_string(hide_password=True)
+                claim_key(self.engine, key_fingerprint, key_source, name)
         except BaseException:
             self.engine.dispose()
             raise

@@ -21,8 +21,14 @@ from monitor.incidents.store.schema import metadata
 from monitor.incidents.store.sql import normalise_url
 
 HERE = Path(__file__).resolve().parent
-# Tables each revision adds, to recognise databases that create_all made without Alembic.
-_FIRST_TABLES = {"incidents", "applied_events"}
+# Tables each revision adds, to recognise databases that create_all made without Alembic
+# (oldest first): such a database is stamped with the newest revision whose tables, and every
+# earlier revision's, it has.
+_TABLES_OF = (
+    ("0001", {"incidents", "applied_events"}),
+    ("0002", {"accounts", "sessions", "access_log", "access_subjects"}),
+    ("0003", {"overrides", "store_settings"}),
+)
 # An arbitrary constant: concurrent starts on one PostgreSQL migrate one after another.
 _PG_LOCK = 0x6D6F6E69746F72
 
@@ -48,6 +54,20 @@ def current(conn: Connection) -> str | None:
     return MigrationContext.configure(conn).get_current_revision()
 
 
+def _made_by_create_all(tables: set[str]) -> str | None:
+    """The revision a database without ``alembic_version`` matches (None: an empty one)."""
+    if tables >= set(metadata.tables):
+        return "head"
+    found = None
+    need: set[str] = set()
+    for rev, added in _TABLES_OF:
+        need |= added
+        if not tables >= need:
+            break
+        found = rev
+    return found
+
+
 def upgrade(url: str) -> str:
     """Create or upgrade the store at ``url`` to the newest revision; returns it.
 
@@ -62,11 +82,9 @@ def upgrade(url: str) -> str:
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK})
             cfg = config(conn)
             if current(conn) is None:
-                tables = set(inspect(conn).get_table_names())
-                if tables >= set(metadata.tables):
-                    command.stamp(cfg, "head")
-                elif tables >= _FIRST_TABLES:
-                    command.stamp(cfg, "0001")
+                adopt = _made_by_create_all(set(inspect(conn).get_table_names()))
+                if adopt is not None:
+                    command.stamp(cfg, adopt)
             command.upgrade(cfg, "head")
             rev = current(conn)
     finally:
