@@ -8,13 +8,16 @@ that a loader bug in a header name is caught rather than mirrored.
     district = write_district(tmp_path, students=40, teachers=4, version="1.2")
     district.person("stu-0001").birth_date
 
-``set_cell``, ``read_csv`` and ``write_csv`` edit one file afterwards, for bad-input tests.
+``set_cell``, ``read_csv`` and ``write_csv`` edit one file afterwards, for bad-input tests;
+``write_delta`` writes a delta export; ``VARIANTS`` rewrite a district the way vendors' exports
+deviate from the binding.
 """
 
 from __future__ import annotations
 
 import csv
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -411,3 +414,292 @@ def write_district(
     manifest += [["source.systemName", "oneroster_factory"], ["source.systemCode", "test"]]
     write_csv(directory / "manifest.csv", ["propertyName", "value"], manifest)
     return FakeDistrict(directory, version, school_rows, people, classes)
+
+
+# -- delta exports -----------------------------------------------------------------------------
+
+
+def person_rows(p: FakePerson, version: str, **changed: str) -> dict[str, dict[str, str]]:
+    """The users.csv (and 1.2 roles.csv) and demographics.csv rows of one person, as
+    column → value, for writing a delta export; ``changed`` overrides users.csv values."""
+    user = {
+        "sourcedId": p.sourced_id,
+        "enabledUser": "true" if p.enabled else "false",
+        "username": p.username,
+        "givenName": p.given_name,
+        "familyName": p.family_name,
+        "email": f"{p.username}@example.test",
+        "grades": p.grade,
+    }
+    out: dict[str, dict[str, str]] = {}
+    if version == "1.1":
+        out["users.csv"] = {**user, "orgSourcedIds": p.school, "role": p.role, **changed}
+    else:
+        out["users.csv"] = {**user, "primaryOrgSourcedId": p.school, **changed}
+        out["roles.csv"] = {
+            "sourcedId": f"role-{p.sourced_id}",
+            "userSourcedId": p.sourced_id,
+            "roleType": "primary",
+            "role": p.role,
+            "orgSourcedId": p.school,
+        }
+    if p.birth_date is not None:
+        out["demographics.csv"] = {
+            "sourcedId": p.sourced_id,
+            "birthDate": p.birth_date.isoformat(),
+        }
+    return out
+
+
+def write_export(
+    directory: Path,
+    version: str,
+    files: dict[str, list[dict[str, str]]],
+    modes: dict[str, str],
+) -> Path:
+    """Write an export of ``files`` (rows as column → value, unnamed columns empty) with the
+    standard columns of ``version``, and a manifest giving each listed file its mode (every
+    other OneRoster file absent)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    h = HEADERS[version]
+    for name, rows in files.items():
+        write_csv(directory / name, h[name], [[r.get(c, "") for c in h[name]] for r in rows])
+    manifest = [["manifest.version", "1.0"], ["oneroster.version", version]]
+    for name in h:
+        manifest.append([f"file.{name.removesuffix('.csv')}", modes.get(name, "absent")])
+    manifest.append(["source.systemName", "oneroster_factory"])
+    write_csv(directory / "manifest.csv", ["propertyName", "value"], manifest)
+    return directory
+
+
+def write_delta(
+    directory: Path,
+    version: str,
+    files: dict[str, list[dict[str, str]]],
+    *,
+    when: str,
+) -> Path:
+    """A delta export: every row of ``files`` gets status active (unless it says
+    ``tobedeleted``) and dateLastModified ``when`` (unless it has its own); each file listed is
+    delta in the manifest."""
+    rows = {
+        name: [{"status": "active", "dateLastModified": when, **r} for r in rs]
+        for name, rs in files.items()
+    }
+    return write_export(directory, version, rows, dict.fromkeys(files, "delta"))
+
+
+def tombstone(sourced_id: str, when: str) -> dict[str, str]:
+    """A delta row that deletes the record ``sourced_id``."""
+    return {"sourcedId": sourced_id, "status": "tobedeleted", "dateLastModified": when}
+
+
+# -- vendor variants ---------------------------------------------------------------------------
+#
+# No real export may enter the repository, so each variant rewrites a synthetic district the
+# way a vendor's export is documented (or, where the documentation is silent, assumed) to
+# differ from the 1EdTech binding. Every variant says what it is based on and what is assumed;
+# tests/people/test_roster_variants.py runs each through `monitor roster check` and the loader
+# and expects the same people, schools, classes and birthDates as the clean export.
+
+
+def rewrite(
+    path: Path,
+    *,
+    rename: dict[str, str] | None = None,
+    values: dict[str, Callable[[str], str]] | None = None,
+    order: Callable[[list[str]], list[str]] | None = None,
+    bom: bool = False,
+    lineterminator: str = "\r\n",
+    quote_all: bool = False,
+) -> None:
+    """Rewrite one CSV file: rename columns, map values of columns, reorder, and write with or
+    without a BOM, with the given line ends, quoting every field or only where needed."""
+    header, rows = read_csv(path)
+    for col, fn in (values or {}).items():
+        if col in header:
+            i = header.index(col)
+            for r in rows:
+                r[i] = fn(r[i])
+    if order is not None:
+        new = order(list(header))
+        idx = [header.index(c) for c in new]
+        header, rows = new, [[r[i] for i in idx] for r in rows]
+    header = [(rename or {}).get(h, h) for h in header]
+    with path.open("w", encoding="utf-8-sig" if bom else "utf-8", newline="") as f:
+        quoting = csv.QUOTE_ALL if quote_all else csv.QUOTE_MINIMAL
+        writer = csv.writer(f, lineterminator=lineterminator, quoting=quoting)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def us_date(value: str, *, pad: bool) -> str:
+    """YYYY-MM-DD as M/D/YYYY (pad: MM/DD/YYYY)."""
+    if not value:
+        return value
+    y, m, d = value.split("-")
+    return f"{m}/{d}/{y}" if pad else f"{int(m)}/{int(d)}/{y}"
+
+
+def _files(d: Path) -> list[Path]:
+    return sorted(p for p in d.iterdir() if p.suffix == ".csv")
+
+
+def classlink_template(d: Path) -> None:
+    """ClassLink Roster Server, OneRoster 1.1 CSV template (support.classlink.com, "OneRoster 1.1
+    CSVs"): every template column present (even empty), courses.csv among the mandatory files.
+    Assumed: status 'active' and dateLastModified (ISO 8601 with milliseconds) filled in on every
+    row of a bulk export. The binding allows both: a clean export, no warnings expected."""
+    write_csv(
+        d / "courses.csv",
+        COMMON + ["schoolYearSourcedId", "title", "courseCode", "grades", "orgSourcedId"]
+        + ["subjects", "subjectCodes"],
+        [["course-1", "active", "2025-08-01T06:00:00.000Z", TERM_ID, "Test Course", "TC1", "",
+          DISTRICT_ID, "", ""]],
+    )  # fmt: skip
+    for path in _files(d):
+        if path.name in ("manifest.csv", "courses.csv"):
+            continue
+        rewrite(
+            path,
+            values={
+                "status": lambda v: v or "active",
+                "dateLastModified": lambda _: "2025-08-01T06:00:00.000Z",
+            },
+        )
+    set_cell(d / "manifest.csv", "file.courses", "value", "bulk", key_column="propertyName")
+
+
+def classlink_excel(d: Path) -> None:
+    """A ClassLink OneRoster 1.1 export opened and saved in Excel, which ClassLink's CSV guide
+    warns against (support.classlink.com, "OneRoster 1.1 CSVs": "it is NOT recommended to use
+    Microsoft Excel"). Assumed from Excel's documented behaviour when saving "CSV UTF-8": a BOM on
+    every file, CRLF line ends, booleans shown as TRUE/FALSE, dates re-written in the US short
+    form M/D/YYYY (birthDate, session dates)."""
+    for path in _files(d):
+        rewrite(
+            path,
+            bom=True,
+            values={
+                "enabledUser": str.upper,
+                "birthDate": lambda v: us_date(v, pad=False),
+                "startDate": lambda v: us_date(v, pad=False),
+                "endDate": lambda v: us_date(v, pad=False),
+            },
+        )
+
+
+def clever_style(d: Path) -> None:
+    """A OneRoster 1.1 export from a district that also feeds Clever, written to Clever's CSV
+    conventions (Clever SFTP instructions: "Double quotes around fields are optional, except when
+    the field value includes a comma"; "The order of the columns does not matter"; the birth date
+    column of Clever's students.csv is "Dob", as a Genesis SIS "Clever Export" page lists it).
+    Assumed: columns in another order, LF line ends, demographics' birthDate under Clever's name
+    "Dob" written MM/DD/YYYY. Clever's own file set is not OneRoster: this is a OneRoster export
+    carrying those conventions, not Clever's format."""
+    for path in _files(d):
+        rewrite(path, order=lambda h: list(reversed(h)), lineterminator="\n")
+    rewrite(
+        d / "demographics.csv",
+        rename={"birthDate": "Dob"},
+        values={"birthDate": lambda v: us_date(v, pad=True)},
+        lineterminator="\n",
+    )
+
+
+def powerschool_autosend(d: Path) -> None:
+    """PowerSchool SIS AutoSend / Data Export Manager templates (ps.powerschool-docs.com,
+    "AutoSend Setup"; an export template's settings as a public PowerSchool plug-in documents
+    them: "Line Delimiter: CR-LF", "Field Delimiter: ,", "Surround field values in Quotes").
+    Assumed: every field quoted, CRLF, flags from PowerSchool's integer columns written 1/0
+    (enabledUser), dates in the server's M/D/YYYY form, and column labels typed by hand in the
+    template (GivenName, FamilyName, BirthDate)."""
+    for path in _files(d):
+        rewrite(
+            path,
+            quote_all=True,
+            rename={"givenName": "GivenName", "familyName": "FamilyName", "birthDate": "BirthDate"},
+            values={
+                "enabledUser": lambda v: "1" if v == "true" else "0",
+                "birthDate": lambda v: us_date(v, pad=False),
+            },
+        )
+
+
+def infinite_campus_extract(d: Path) -> None:
+    """Infinite Campus Data Extract Utility, OneRoster CSV extract (kb.infinitecampus.com,
+    "OneRoster CSV Extract Configuration": OneRoster 1.1 format, bulk and delta exports, header
+    names and file names case-sensitive, values containing a comma in double quotes, UTF-8).
+    Assumed: dates and date-times serialised from SQL datetime columns, so birthDate carries a
+    midnight time part (2012-03-04T00:00:00.000Z), and status/dateLastModified filled in."""
+    for path in _files(d):
+        if path.name == "manifest.csv":
+            continue
+        rewrite(
+            path,
+            values={
+                "status": lambda v: v or "active",
+                "dateLastModified": lambda _: "2025-08-01T05:00:00.000Z",
+                "birthDate": lambda v: f"{v}T00:00:00.000Z" if v else v,
+            },
+        )
+
+
+def skyward_report(d: Path) -> None:
+    """Skyward SMS 2.0 districts build OneRoster files from report-writer (SXR) templates (a CLI
+    Engage rostering guide mentions "preconfigured SXR reports"); no public description of the
+    resulting CSV was found, so everything here is assumed: column labels whose case drifts from
+    the binding (Role, OrgSourcedIds), demographics keyed 'userSourcedId' with 'birthdate' in
+    lower case (the OneRoster 1.0 layout), status written 'Active', and a UTF-8 BOM."""
+    for path in _files(d):
+        rewrite(
+            path,
+            bom=True,
+            rename={"role": "Role", "orgSourcedIds": "OrgSourcedIds"}
+            if path.name == "users.csv"
+            else {"sourcedId": "userSourcedId", "birthDate": "birthdate"}
+            if path.name == "demographics.csv"
+            else {},
+            values={"status": lambda v: "Active" if not v else v},
+        )
+
+
+def sample_12_empty_manifest(d: Path) -> None:
+    """The refused sample of the issue: a OneRoster 1.2 bulk export whose manifest.csv leaves
+    some file.* values empty (here every one, for files present and absent alike)."""
+    header, rows = read_csv(d / "manifest.csv")
+    for r in rows:
+        if r[0].startswith("file."):
+            r[1] = ""
+    write_csv(d / "manifest.csv", header, rows)
+
+
+def sample_11_demographics_user_key(d: Path) -> None:
+    """The other refused sample of the issue: a OneRoster 1.1 export whose demographics.csv
+    names its key column userSourcedId instead of sourcedId."""
+    rewrite(d / "demographics.csv", rename={"sourcedId": "userSourcedId"})
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    version: str
+    apply: Callable[[Path], None]
+    topics: frozenset[str]  # the kinds of warning its deviations must produce ("" for none)
+
+
+VARIANTS: list[Variant] = [
+    Variant("classlink-1.1-template", "1.1", classlink_template, frozenset()),
+    Variant("classlink-1.1-excel", "1.1", classlink_excel, frozenset({"boolean", "date"})),
+    Variant("clever-conventions-1.1", "1.1", clever_style, frozenset({"column", "date"})),
+    Variant(
+        "powerschool-autosend-1.1", "1.1", powerschool_autosend,
+        frozenset({"column", "boolean", "date"}),
+    ),
+    Variant("infinite-campus-1.1", "1.1", infinite_campus_extract, frozenset({"date"})),
+    Variant("skyward-report-1.1", "1.1", skyward_report, frozenset({"column", "status"})),
+    Variant("issue-sample-1.2-empty-manifest", "1.2", sample_12_empty_manifest,
+            frozenset({"manifest"})),
+    Variant("issue-sample-1.1-demographics-userSourcedId", "1.1",
+            sample_11_demographics_user_key, frozenset({"column"})),
+]  # fmt: skip

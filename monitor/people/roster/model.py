@@ -19,6 +19,19 @@ from monitor.model import (
 
 ProblemKind = Literal["error", "warning", "skipped"]
 
+# What a deviation from the OneRoster CSV binding was, for the one-line-per-kind summary of
+# ``monitor roster check``. A problem without a topic is one of the long-standing ones (a bad
+# value, an unknown reference, a structural error).
+TOPICS: dict[str, str] = {
+    "manifest": "manifest value missing: assumed from the files present",
+    "column": "column name read as a OneRoster column (case or alternate name)",
+    "boolean": "true/false written another way (TRUE, 1, 0)",
+    "status": "status written another way (Active, TOBEDELETED)",
+    "date": "date written another way (time part, M/D/YYYY, YYYYMMDD)",
+    "ambiguous date": "date that reads two ways (D/M or M/D): left unknown",
+    "delta": "delta export applied over the roster in force",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Problem:
@@ -29,6 +42,8 @@ class Problem:
     field: str
     message: str
     kind: ProblemKind = "error"
+    topic: str = ""  # a key of TOPICS, or "" for everything else
+    count: int = 1  # rows alike, reported once on the first one's line
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
@@ -98,6 +113,19 @@ class Roster:
 
 
 @dataclass(frozen=True, slots=True)
+class DeltaApplied:
+    """One delta export applied to a roster: where it was, and what it changed."""
+
+    source: str  # the export's directory
+    newest: str  # its latest dateLastModified, as written ("" when it has none)
+    changed: int  # records added or replaced
+    deleted: int  # records marked tobedeleted
+    stale: int  # changes older than the record in force, ignored
+
+
+@dataclass(frozen=True, slots=True)
 class RosterLoad:
     roster: Roster
     problems: list[Problem]
+    deltas: tuple[DeltaApplied, ...] = ()  # applied by this load, in the order applied
+    kept: str = ""  # the directory of the merged roster kept in the state directory, if any

@@ -9,17 +9,16 @@ unknown reference skips that row or field with a precise problem; only a repeate
 
 from __future__ import annotations
 
-import re
 from datetime import date
 
 from monitor.model import KNOWN_ROLES, School
 from monitor.people.roster.tables import Problems, Table, closest
+from monitor.people.roster.values import DateColumn, read_boolean, read_status
 from monitor.yamlfile import shorten
 
 # Enrollment roles of the 1.1 and 1.2 vocabularies; everyone but a student teaches or assists.
 _ENROLLMENT_ROLES = frozenset({"student", "teacher", "administrator", "proctor", "aide"})
 _ROLE_BY_FOLDED = {r.lower(): r for r in KNOWN_ROLES}
-_DATE_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:T[0-9:.]+(?:Z|[+-]\d{2}:?\d{2})?)?")
 
 
 class UserRow:
@@ -101,6 +100,9 @@ class Rows:
             return False
         if status == "tobedeleted":
             return True
+        read = read_status(t, line, status)
+        if read is not None:
+            return read == "tobedeleted"
         self.problems.skip(
             t.path, line, "status", f"'{shorten(status)}' is not active or tobedeleted: row skipped"
         )
@@ -128,16 +130,20 @@ class Rows:
         """Academic sessions are only checked: their dates, and that classes name real ones."""
         self.sessions_read = True
         sid_i = t.col["sourcedId"]
-        date_cols = [(col, i) for col in ("startDate", "endDate") if (i := t.get(col)) is not None]
+        date_cols = [
+            (DateColumn[None](self.problems, t, col, "date ignored"), i)
+            for col in ("startDate", "endDate")
+            if (i := t.get(col)) is not None
+        ]
         for line, row in t.records():
             sid = row[sid_i].strip()
             if not self.unique(t, self.sessions, sid, line):
                 continue
-            for col, i in date_cols:
+            for dates, i in date_cols:
                 if value := row[i].strip():
-                    _, message = parse_date(value)
-                    if message:
-                        self.problems.skip(t.path, line, col, f"{message}: date ignored")
+                    dates.read(line, value, None)
+        for dates, _ in date_cols:
+            dates.finish()
 
     def org_ref(self, t: Table, line: int, col: str, ref: str, what: str) -> str | None:
         """Resolve an org reference: the school's sourcedId, or None (with a problem if unknown)."""
@@ -162,8 +168,8 @@ class Rows:
             if not self.unique(t, seen, sid, line):
                 continue
             gone = self.status_gone(t, row, line)
-            enabled = row[enabled_i].strip().lower()
-            if gone is None or enabled not in ("true", "false", ""):
+            enabled = read_boolean(t, line, "enabledUser", row[enabled_i].strip())
+            if gone is None or enabled is None:
                 if gone is not None:
                     self.problems.skip(
                         t.path,
@@ -254,28 +260,36 @@ class Rows:
                 t.path, 1, "birthDate", "column is missing: every birthDate is unknown"
             )
             return
+        # The user a row is for: its sourcedId, or userSourcedId where rows have their own ids.
+        user_i = t.col.get("userSourcedId", sid_i)
+        user_col = "sourcedId" if user_i == sid_i else "userSourcedId"
+        dates = DateColumn[UserRow](self.problems, t, "birthDate", "birthDate unknown")
         for line, row in t.records():
             sid = row[sid_i].strip()
             if not self.unique(t, seen, sid, line):
                 continue
             if self.status_gone(t, row, line) is not False:
                 continue
-            user = self.user_ref(t, line, "sourcedId", sid, "row skipped")
+            user = self.user_ref(t, line, user_col, row[user_i].strip(), "row skipped")
             value = row[birth_i].strip()
             if user is None or not value:
                 continue
-            birth, message = parse_date(value)
-            if birth is None:
-                self.problems.skip(t.path, line, "birthDate", f"{message}: birthDate unknown")
-            elif birth > self.today:
-                self.problems.skip(
-                    t.path,
-                    line,
-                    "birthDate",
-                    f"{value} is in the future (after {self.today}): birthDate unknown",
-                )
-            else:
-                user.birth = birth
+            birth = dates.read(line, value, user)
+            if birth is not None:
+                self.set_birth(t, line, value, user, birth)
+        for user, line, value, birth in dates.finish():
+            self.set_birth(t, line, value, user, birth)
+
+    def set_birth(self, t: Table, line: int, value: str, user: UserRow, birth: date) -> None:
+        if birth > self.today:
+            self.problems.skip(
+                t.path,
+                line,
+                "birthDate",
+                f"{value} is in the future (after {self.today}): birthDate unknown",
+            )
+        else:
+            user.birth = birth
 
     def read_profiles(self, t: Table) -> None:
         seen: set[str] = set()
@@ -375,14 +389,3 @@ def split_list(value: str) -> tuple[str, ...]:
     if not value:
         return ()
     return tuple(dict.fromkeys(p for p in (v.strip() for v in value.split(",")) if p))
-
-
-def parse_date(value: str) -> tuple[date | None, str]:
-    """An ISO 8601 date (a dateTime's date part is accepted) or None and why not."""
-    m = _DATE_RE.fullmatch(value)
-    if m is None:
-        return None, f"'{shorten(value)}' is not a date (expected YYYY-MM-DD)"
-    try:
-        return date(int(m[1]), int(m[2]), int(m[3])), ""
-    except ValueError:
-        return None, f"'{shorten(value)}' is not a real date"
