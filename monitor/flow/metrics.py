@@ -124,6 +124,13 @@ class Metrics:
             registry=r,
         )
         self.store_up.set(1)  # as the recorder's store_ok: up until an attempt failed
+        self.key_mismatch = Gauge(
+            "monitor_incident_store_key_mismatch",
+            "1 while the incident store refuses this process because its pseudonym key is not "
+            "the key the store's incidents were recorded with (a fingerprint check); incidents "
+            "wait in the local spool. Give every proxy and sensor the district's one key.",
+            registry=r,
+        )
         self.spool_events = Gauge(
             "monitor_incident_spool_events",
             "Incident events waiting in the local spool for the store.",

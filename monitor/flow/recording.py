@@ -7,9 +7,6 @@ import logging
 import re
 from datetime import UTC, datetime
 from pathlib import Path
-from weakref import WeakKeyDictionary
-
-from prometheus_client import Gauge
 
 from monitor.district import District, pseudonym_key_source
 from monitor.flow.metrics import Metrics
@@ -115,23 +112,6 @@ def check_store_key(
     return None
 
 
-def key_mismatch_gauge(metrics: Metrics) -> Gauge:
-    """``monitor_incident_store_key_mismatch`` on the metrics' registry (made once)."""
-    gauge = _KEY_GAUGES.get(metrics)
-    if gauge is None:
-        gauge = _KEY_GAUGES[metrics] = Gauge(
-            "monitor_incident_store_key_mismatch",
-            "1 while the incident store refuses this process because its pseudonym key is not "
-            "the key the store's incidents were recorded with (a fingerprint check); incidents "
-            "wait in the local spool. Give every proxy and sensor the district's one key.",
-            registry=metrics.registry,
-        )
-    return gauge
-
-
-_KEY_GAUGES: WeakKeyDictionary[Metrics, Gauge] = WeakKeyDictionary()
-
-
 class DecisionLog:
     """Counts decisions and queues incidents. Cheap and non-blocking: safe on an event loop."""
 
@@ -141,7 +121,6 @@ class DecisionLog:
         self.key = key
         self._last_stats: RecorderStats = ZERO_STATS
         self._dropped_here = 0
-        self._key_mismatch = key_mismatch_gauge(metrics)
         self.update_recorder_metrics()
 
     def record(
@@ -204,7 +183,7 @@ class DecisionLog:
         m = self.metrics
         m.queue_depth.set(s.queue_depth)
         m.store_up.set(1 if s.store_ok else 0)
-        self._key_mismatch.set(1 if s.key_mismatch else 0)
+        m.key_mismatch.set(1 if s.key_mismatch else 0)
         m.spool_events.set(s.spool_pending)
         m.spooled.inc(max(0, s.spooled - last.spooled))
         m.store_failures.inc(max(0, s.write_failures - last.write_failures))
