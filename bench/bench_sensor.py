@@ -13,6 +13,9 @@
     is per packet. DNS answers and HTTP request hosts are observations too.
 (c) ``monitor sensor --config``: observations per second through ``judge.Judge`` (identity,
     classification, policy decision), and with recording (metrics, incident queue, SQLite).
+(d) The mix of (b) again, every packet inside a tunnel (a third each in GRE, IP in IP and
+    VXLAN), the larger ones (over 1,000 bytes) cut in two IP fragments, out of order; and the
+    same run over plain (b) frames, side by side: what tunnels and reassembly cost.
 
 Frames are built by hand (no checksums: neither side verifies them) with documentation
 addresses and written to a temporary file; nothing is sent.
@@ -243,6 +246,46 @@ def bench_pcap(path: Path, n: int, n_scapy: int, classifier: Classifier) -> dict
     return out
 
 
+# --- (d) tunnels and fragments ----------------------------------------------------------
+
+
+def encapsulated_frames(frames: list[bytes]) -> list[bytes]:
+    """Each frame's IP packet in a tunnel (GRE, IP in IP, VXLAN in turn); a tunnel packet over
+    1,000 bytes as two fragments, the second first."""
+    t1, t2 = "203.0.113.1", "203.0.113.2"
+    out: list[bytes] = []
+    for i, frame in enumerate(frames):
+        packet = frame[14:]
+        kind = i % 3
+        if kind == 0:
+            outer = synth.ipv4(t1, t2, 47, synth.gre(0x0800, packet), ident=i & 0xFFFF)
+        elif kind == 1:
+            outer = synth.ipv4(t1, t2, 4, packet, ident=i & 0xFFFF)
+        else:
+            vx = synth.udp(49152, 4789, synth.vxlan(frame))
+            outer = synth.ipv4(t1, t2, 17, vx, ident=i & 0xFFFF)
+        if len(outer) > 1000:
+            half = ((len(outer) - 20) // 2 + 7) // 8 * 8
+            out.extend(synth.ethernet(0x0800, f) for f in synth.fragment_ipv4(outer, half)[::-1])
+        else:
+            out.append(synth.ethernet(0x0800, outer))
+    return out
+
+
+def bench_encapsulated(n: int, classifier: Classifier) -> tuple[float, float, int, int]:
+    """(plain packets/s, tunnelled packets/s, their observations) over frames in memory."""
+    plain = mixed_frames(n)
+    wrapped = encapsulated_frames(plain)
+    rates = []
+    found = []
+    for frames in (plain, wrapped):
+        sensor = Sensor(classifier)
+        t = time.perf_counter()
+        found.append(sum(1 for _ in sensor.run((1, f, 1714550400.0) for f in frames)))
+        rates.append(len(frames) / (time.perf_counter() - t))
+    return rates[0], rates[1], found[0], found[1]
+
+
 # --- (c) judging observations -------------------------------------------------------------
 
 
@@ -305,6 +348,7 @@ def main() -> None:
     ap.add_argument("--parses", type=int, default=200_000)
     ap.add_argument("--scapy-parses", type=int, default=2_000)
     ap.add_argument("--judge-observations", type=int, default=50_000)
+    ap.add_argument("--encap-packets", type=int, default=50_000)
     args = ap.parse_args()
 
     import scapy
@@ -344,6 +388,16 @@ def main() -> None:
         f"    observations: {int(res['_observations']):,} ({protocols}; malformed "
         f"{int(res['_malformed'])}); scapy found {int(res['_scapy_names']):,} names in its "
         f"{min(args.scapy_packets, args.packets):,} packets"
+    )
+
+    plain, wrapped, n_plain, n_wrapped = bench_encapsulated(args.encap_packets, classifier)
+    print(
+        f"\n(d) {args.encap_packets:,} packets of (b), plain and in tunnels, packets/s "
+        "(frames in memory)"
+    )
+    print(f"    plain Ethernet/IPv4:                 {plain:12,.0f}   ({n_plain:,} observations)")
+    print(
+        f"    in GRE/IPIP/VXLAN, large fragmented: {wrapped:12,.0f}   ({n_wrapped:,} observations)"
     )
 
     judged, recorded, written = bench_judge(args.judge_observations)

@@ -3,7 +3,9 @@
 Reads the header and the question section: that is where a client names the host it wants.
 In an answer it also collects the IPv4 and IPv6 addresses of the answer section (A and AAAA
 records, whatever name a CNAME chain gave them): the pipeline uses them to name later flows
-that carry no name of their own. Compression pointers are followed with loop protection: every
+that carry no name of their own. And it follows the CNAME chain from the first question's name
+(``cnames``): a name outside the catalogue that is an alias of a platform's name (a CDN host,
+a custom domain) is that platform's. Compression pointers are followed with loop protection: every
 pointer must point before the start of the run of labels that led to it, so a chain strictly
 moves backwards and ends. Never raises.
 """
@@ -17,8 +19,10 @@ from monitor.sensor.model import Malformed, printable_name
 HEADER = 12
 MAX_NAME = 255  # octets on the wire, RFC 1035 §3.1
 MAX_QUESTIONS = 16  # real queries carry one; a larger count is a broken or hostile packet
-MAX_ANSWERS = 32  # addresses collected from one answer
+MAX_ANSWERS = 32  # answer records read from one answer
+MAX_CHAIN = 16  # CNAME hops followed (RFC 1034 asks resolvers to bound them too)
 TYPE_A = 1
+TYPE_CNAME = 5
 TYPE_AAAA = 28
 CLASS_IN = 1
 MAX_HOPS = 64
@@ -47,6 +51,7 @@ class DnsMessage:
     opcode: int
     questions: tuple[Question, ...]
     addresses: tuple[bytes, ...] = ()  # answers only: A/AAAA record data (4 or 16 bytes)
+    cnames: tuple[str, ...] = ()  # answers only: the CNAME chain from the first question
 
 
 def _label_text(label: bytes) -> str:
@@ -124,12 +129,17 @@ def parse_dns(msg: bytes) -> DnsMessage | Malformed:
             p += 4
         response = bool(flags & 0x80)
         an = (msg[6] << 8) | msg[7]
+        addresses: tuple[bytes, ...] = ()
+        cnames: tuple[str, ...] = ()
+        if response and an:
+            addresses, cnames = _answers(msg, p, an, qs[0].name if qs else None)
         return DnsMessage(
             id=(msg[0] << 8) | msg[1],
             response=response,
             opcode=(flags >> 3) & 0x0F,
             questions=tuple(qs),
-            addresses=_addresses(msg, p, an) if response and an else (),
+            addresses=addresses,
+            cnames=cnames,
         )
     except (IndexError, ValueError):  # a bug must not take a live sensor down on one packet
         return INTERNAL
@@ -148,11 +158,16 @@ def _skip_name(msg: bytes, p: int) -> int:
     return -1
 
 
-def _addresses(msg: bytes, p: int, count: int) -> tuple[bytes, ...]:
-    """A and AAAA record data of the answer section at ``p`` (what can be read of it)."""
+def _answers(
+    msg: bytes, p: int, count: int, qname: str | None
+) -> tuple[tuple[bytes, ...], tuple[str, ...]]:
+    """A and AAAA record data of the answer section at ``p``, and the CNAME chain from
+    ``qname`` (what can be read of them: a broken record ends the section)."""
     out: list[bytes] = []
+    aliases: dict[str, str] = {}
     n = len(msg)
     for _ in range(min(count, MAX_ANSWERS)):
+        owner = p
         p = _skip_name(msg, p)
         if p < 0 or p + 10 > n:
             break
@@ -162,12 +177,27 @@ def _addresses(msg: bytes, p: int, count: int) -> tuple[bytes, ...]:
         p += 10
         if p + rdlen > n:
             break
-        if rclass == CLASS_IN and (
-            (rtype == TYPE_A and rdlen == 4) or (rtype == TYPE_AAAA and rdlen == 16)
-        ):
-            out.append(msg[p : p + rdlen])
+        if rclass == CLASS_IN:
+            if (rtype == TYPE_A and rdlen == 4) or (rtype == TYPE_AAAA and rdlen == 16):
+                out.append(msg[p : p + rdlen])
+            elif rtype == TYPE_CNAME and qname is not None:
+                alias = read_name(msg, owner)
+                target = read_name(msg, p)
+                if (
+                    not isinstance(alias, Malformed)
+                    and not isinstance(target, Malformed)
+                    and target[1] <= p + rdlen
+                ):
+                    aliases.setdefault(alias[0], target[0])
         p += rdlen
-    return tuple(out)
+    chain: list[str] = []
+    name = qname
+    while name is not None and aliases and len(chain) < MAX_CHAIN:
+        name = aliases.pop(name, None)  # popped: a loop ends the chain
+        if name is None or name == ".":
+            break
+        chain.append(name)
+    return tuple(out), tuple(chain)
 
 
 def parse_dns_tcp(data: bytes) -> list[DnsMessage | Malformed]:

@@ -9,6 +9,9 @@ Choices, and why:
   connection-level refusals as ``view`` too, and the example district's table of decisions is
   for ``view``. So rules with ``activities: [view]`` apply, rules for posting or messaging do
   not (the sensor cannot see those).
+* **A name is its alias's platform.** An observation whose ``via`` names a platform (a DNS
+  query name whose CNAME chain reaches a platform's host, a STUN realm or software value that
+  names a calling app) is judged and counted as that platform, under its own host name.
 * **Only catalogue platforms are judged.** A name outside the catalogue is not the policy's
   business (``not-in-catalogue``, as the proxy passes such connections through untouched): its
   client address is not resolved to a person, and it is not counted in the request metrics.
@@ -105,8 +108,13 @@ class Judge:
         # classifier); without one, classify here
         platform = catalogue.get(obs.platform) if obs.platform else None
         host = normalise_host(obs.hostname)  # None for escaped bytes, IP literals
+        via = normalise_host(obs.via) if obs.via else None
+        if host is None:
+            host = via  # a STUN software value names its app by the app's host name
         if platform is None and host is not None:
             platform = district.classifier.platform_of_normalised(host)
+            if platform is None and via is not None:
+                platform = district.classifier.platform_of_normalised(via)
         if platform is None or host is None:
             return Verdict(NONE, NONE, NONE, None, obs.hostname, NOT_IN_CATALOGUE)
         who = district.resolver.resolve(obs.client)

@@ -31,12 +31,15 @@ class SensorCollector(Collector):
         protocols = dict(c.protocols)
         malformed = dict(c.malformed)
         skipped = dict(c.skipped)
+        tunnels = dict(c.tunnels)
+        reassembly = dict(c.reassembly)
         yield CounterMetricFamily(
             "monitor_sensor_packets", "Packets the sensor read.", value=c.packets
         )
         obs = CounterMetricFamily(
             "monitor_sensor_observations",
-            "Host names reported, one per flow and name, by protocol (dns, tls, quic, http).",
+            "Host names reported, one per flow and name, by protocol (dns, tls, quic, http, ip, "
+            "stun).",
             labels=["protocol"],
         )
         for proto, n in sorted(protocols.items()):
@@ -63,6 +66,24 @@ class SensorCollector(Collector):
         for reason, n in sorted(skipped.items()):
             skip.add_metric([reason], n)
         yield skip
+        tun = CounterMetricFamily(
+            "monitor_sensor_tunnelled",
+            "Packets read inside a tunnel, by the outermost tunnel's kind (6in4, 4in4, 4in6, "
+            "6in6, gre, pptp, erspan, vxlan).",
+            labels=["kind"],
+        )
+        for kind, n in sorted(tunnels.items()):
+            tun.add_metric([kind], n)
+        yield tun
+        frag = CounterMetricFamily(
+            "monitor_sensor_reassembly",
+            "IP datagrams reassembled from fragments (ipv4, ipv6), and those dropped unfinished "
+            "after the timeout (expired).",
+            labels=["outcome"],
+        )
+        for outcome, n in sorted(reassembly.items()):
+            frag.add_metric([outcome], n)
+        yield frag
         yield CounterMetricFamily(
             "monitor_sensor_evicted",
             "Reassembly entries dropped to keep memory bounded.",

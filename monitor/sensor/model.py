@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
 # where the name came from; "ip": the flow carried none, but a DNS answer to the same client
-# had given the server's address for this name just before
-Protocol = Literal["dns", "tls", "quic", "http", "ip"]
-PROTOCOLS: tuple[Protocol, ...] = ("dns", "tls", "quic", "http", "ip")
+# had given the server's address for this name just before; "stun": a STUN/TURN message's
+# REALM (or SOFTWARE) attribute, as calling apps send to their relays
+Protocol = Literal["dns", "tls", "quic", "http", "ip", "stun"]
+PROTOCOLS: tuple[Protocol, ...] = ("dns", "tls", "quic", "http", "ip", "stun")
 Transport = Literal["udp", "tcp"]
 
 
@@ -46,6 +47,11 @@ class Observation:  # field order: the pipeline builds these positionally
     real one the hostname is only the outer (public) name, not the one the client wants;
     Chrome sends a placeholder ("GREASE") one with the real name outside.
     ``protocol`` says where the name came from (see ``Protocol``).
+    ``via`` is the name that gave ``platform`` when ``hostname`` itself does not: for a DNS
+    answer, the name in the query's CNAME chain that the classifier attributes (``hostname``
+    is the query name); for STUN, the platform's host name that the realm or software value
+    stands for (``hostname`` is that value). Judge and metrics count such an observation as
+    the platform's. None otherwise.
     """
 
     time: float
@@ -61,15 +67,20 @@ class Observation:  # field order: the pipeline builds these positionally
     qtype: int | None = None  # DNS only
     version: int | None = None  # QUIC version only
     platform: str | None = None  # filled in by the pipeline's classify callback
+    via: str | None = None
 
 
 @dataclass(slots=True)
 class Counters:
     """What the sensor saw and dropped.
 
-    ``malformed`` counts broken packets by kind (``ip_truncated``, ``tls_bad_sni``,
-    ``dns_pointer_loop``, ``quic_decrypt_failed``, …); ``skipped`` counts packets that are fine
-    but not for us (``not_ip``, ``ip_fragment``, ``tls_no_sni``, …).
+    ``malformed`` counts broken or refused packets by kind (``ip_truncated``,
+    ``tls_bad_sni``, ``dns_pointer_loop``, ``quic_decrypt_failed``, ``encap_too_deep``,
+    ``ip_fragment_overlap``, ``tcp_overlap_conflict``, …); ``skipped`` counts packets that are
+    fine but not for us (``not_ip``, ``tls_no_sni``, ``ip_fragment``: a fragment held for
+    reassembly, …). ``tunnels`` counts packets read inside a tunnel by its kind (the outermost:
+    ``6in4``, ``gre``, ``vxlan``, …); ``reassembly`` counts IP datagrams put back together
+    (``ipv4``, ``ipv6``) and those dropped unfinished after the timeout (``expired``).
     """
 
     packets: int = 0
@@ -80,6 +91,8 @@ class Counters:
     malformed: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
     protocols: Counter[str] = field(default_factory=Counter)  # observations by protocol
+    tunnels: Counter[str] = field(default_factory=Counter)
+    reassembly: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, object]:
         """A JSON-ready copy (kinds sorted)."""
@@ -92,6 +105,8 @@ class Counters:
             "evicted": self.evicted,
             "malformed": dict(sorted(self.malformed.items())),
             "skipped": dict(sorted(self.skipped.items())),
+            "tunnels": dict(sorted(self.tunnels.items())),
+            "reassembly": dict(sorted(self.reassembly.items())),
         }
 
 

@@ -24,7 +24,10 @@ def iso_time(t: float) -> str:
 
 def tsv_line(obs: Observation, verdict: Verdict | None = None) -> str:
     """time, client, server, protocol, hostname, platform ('-' for none), tab-separated; with
-    a verdict also person pseudonym, age band, school, decision, rule ('-' when unknown)."""
+    a verdict also person pseudonym, age band, school, decision, rule ('-' when unknown).
+
+    A platform found through another name (``Observation.via``: a CNAME, a STUN realm's app)
+    shows as the platform of the hostname; JSON lines carry ``via`` too."""
     cols = [
         iso_time(obs.time),
         obs.client,
@@ -56,6 +59,7 @@ def json_line(obs: Observation, verdict: Verdict | None = None) -> str:
         "qtype": obs.qtype,
         "version": obs.version,
         "platform": obs.platform,
+        "via": obs.via,
     }
     if verdict is not None:
         d = verdict.decision

@@ -1,12 +1,16 @@
 """Synthetic protocol messages for tests, pcap fixtures and benchmarks.
 
-Builds the bytes a client would send (ClientHello, DNS query, QUIC Initial datagrams) with
-deterministic contents, so fixtures and golden files are reproducible. Pure; no packets leave
-the process. Link, IP and transport headers are added by the callers (with scapy).
+Builds the bytes a client would send (ClientHello, DNS query and answer, QUIC Initial
+datagrams, STUN messages) with deterministic contents, so fixtures and golden files are
+reproducible; and small builders of the headers around them (Ethernet and VLAN tags, IPv4,
+IPv6, fragments, UDP, TCP, GRE, PPTP, VXLAN, ERSPAN), so tests can build a frame without
+scapy and check that the decoder reads back what was built. Checksums are not filled in (the
+sensor does not verify them). Pure; no packets leave the process.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Sequence
 
 from monitor.sensor import quic
@@ -171,3 +175,221 @@ def quic_initials(
         payload = frames + bytes(room - len(frames))
         out.append(quic.protect_initial(version, dcid, scid, first_pn + i, payload))
     return out
+
+
+def dns_answer(
+    qname: str,
+    qtype: int,
+    *,
+    cnames: Sequence[str] = (),
+    addresses: Sequence[str] = (),
+    msg_id: int = 0x1234,
+) -> bytes:
+    """A DNS answer to one question: the CNAME chain ``qname`` → ``cnames[0]`` → …, then A or
+    AAAA records of the last name. Names are written whole (no compression)."""
+
+    def name(n: str) -> bytes:
+        return b"".join(bytes([len(x)]) + x for x in _encode_name(n)) + b"\x00"
+
+    records = b""
+    owner = qname
+    for target in cnames:
+        rdata = name(target)
+        records += name(owner) + _u16(5) + _u16(1) + (300).to_bytes(4, "big")
+        records += _u16(len(rdata)) + rdata
+        owner = target
+    for addr in addresses:
+        raw = ipaddress.ip_address(addr).packed
+        rtype = 1 if len(raw) == 4 else 28
+        records += name(owner) + _u16(rtype) + _u16(1) + (300).to_bytes(4, "big")
+        records += _u16(len(raw)) + raw
+    count = len(cnames) + len(addresses)
+    head = _u16(msg_id) + _u16(0x8180) + _u16(1) + _u16(count) + _u16(0) + _u16(0)
+    return head + name(qname) + _u16(qtype) + _u16(1) + records
+
+
+# --- STUN ---------------------------------------------------------------------------------
+
+STUN_COOKIE = b"\x21\x12\xa4\x42"
+
+
+def stun_message(
+    msg_type: int,
+    attributes: Sequence[tuple[int, bytes]] = (),
+    *,
+    classic: bool = False,
+    transaction: bytes = b"\x5a" * 12,
+) -> bytes:
+    """A STUN message (RFC 8489; RFC 3489 with ``classic``: a 16-byte transaction id in place
+    of the magic cookie) with the given (type, value) attributes, each padded to 4 bytes."""
+    body = b""
+    for atype, value in attributes:
+        body += _u16(atype) + _u16(len(value)) + value + bytes(-len(value) % 4)
+    tid = (b"\x5a" * 4 if classic else STUN_COOKIE) + transaction
+    return _u16(msg_type) + _u16(len(body)) + tid + body
+
+
+# --- headers --------------------------------------------------------------------------------
+
+CLIENT_MAC = bytes.fromhex("020000000001")
+GATEWAY_MAC = bytes.fromhex("0200000000fe")
+
+
+def ethernet(
+    etype: int,
+    payload: bytes,
+    *,
+    src: bytes = CLIENT_MAC,
+    dst: bytes = GATEWAY_MAC,
+    tags: Sequence[tuple[int, int]] = (),
+) -> bytes:
+    """An Ethernet frame; ``tags`` are (TPID, VLAN id) pairs, outermost first."""
+    head = dst + src
+    for tpid, vid in tags:
+        head += _u16(tpid) + _u16(vid & 0x0FFF)
+    return head + _u16(etype) + payload
+
+
+def ipv4(
+    src: str,
+    dst: str,
+    proto: int,
+    payload: bytes,
+    *,
+    ident: int = 0,
+    offset: int = 0,
+    more: bool = False,
+    ttl: int = 64,
+) -> bytes:
+    """An IPv4 packet (no options); ``offset`` in bytes (a multiple of 8), ``more``: MF."""
+    flags = (0x2000 if more else 0) | (offset // 8)
+    return (
+        b"\x45\x00"
+        + _u16(20 + len(payload))
+        + _u16(ident)
+        + _u16(flags)
+        + bytes([ttl, proto])
+        + b"\x00\x00"
+        + ipaddress.IPv4Address(src).packed
+        + ipaddress.IPv4Address(dst).packed
+        + payload
+    )
+
+
+def ipv6(src: str, dst: str, nxt: int, payload: bytes, *, hop_limit: int = 64) -> bytes:
+    """An IPv6 packet (``payload`` starts with the header ``nxt`` names)."""
+    return (
+        b"\x60\x00\x00\x00"
+        + _u16(len(payload))
+        + bytes([nxt, hop_limit])
+        + ipaddress.IPv6Address(src).packed
+        + ipaddress.IPv6Address(dst).packed
+        + payload
+    )
+
+
+def udp(sport: int, dport: int, payload: bytes) -> bytes:
+    return _u16(sport) + _u16(dport) + _u16(8 + len(payload)) + b"\x00\x00" + payload
+
+
+def tcp(
+    sport: int, dport: int, payload: bytes, *, seq: int = 1, ack: int = 1, flags: int = 0x18
+) -> bytes:
+    """A TCP segment (20-byte header; flags PSH+ACK by default)."""
+    return (
+        _u16(sport)
+        + _u16(dport)
+        + seq.to_bytes(4, "big")
+        + ack.to_bytes(4, "big")
+        + bytes([0x50, flags])
+        + _u16(65535)
+        + b"\x00\x00\x00\x00"
+        + payload
+    )
+
+
+def fragment_ipv4(packet: bytes, size: int) -> list[bytes]:
+    """An (option-less) IPv4 packet cut into fragments of ``size`` payload bytes (a multiple
+    of 8), in order."""
+    if size <= 0 or size % 8:
+        raise ValueError("fragment size must be a positive multiple of 8")
+    src = str(ipaddress.IPv4Address(packet[12:16]))
+    dst = str(ipaddress.IPv4Address(packet[16:20]))
+    ident = int.from_bytes(packet[4:6], "big")
+    body = packet[20:]
+    return [
+        ipv4(
+            src,
+            dst,
+            packet[9],
+            body[i : i + size],
+            ident=ident,
+            offset=i,
+            more=i + size < len(body),
+        )
+        for i in range(0, len(body), size)
+    ]
+
+
+def fragment_ipv6(packet: bytes, size: int, ident: int) -> list[bytes]:
+    """An IPv6 packet (no extension headers) cut into fragments of ``size`` payload bytes (a
+    multiple of 8), in order, each with a fragment header (identification ``ident``)."""
+    if size <= 0 or size % 8:
+        raise ValueError("fragment size must be a positive multiple of 8")
+    src = str(ipaddress.IPv6Address(packet[8:24]))
+    dst = str(ipaddress.IPv6Address(packet[24:40]))
+    nxt = packet[6]
+    body = packet[40:]
+    out = []
+    for i in range(0, len(body), size):
+        more = i + size < len(body)
+        head = bytes([nxt, 0]) + _u16(i | more) + ident.to_bytes(4, "big")
+        out.append(ipv6(src, dst, 44, head + body[i : i + size]))
+    return out
+
+
+def gre(
+    proto: int,
+    payload: bytes,
+    *,
+    checksum: bool = False,
+    key: int | None = None,
+    seq: int | None = None,
+) -> bytes:
+    """A GRE header (RFC 2784, with RFC 2890's key and sequence number) and its payload."""
+    flags = (0x80 if checksum else 0) | (0x20 if key is not None else 0)
+    flags |= 0x10 if seq is not None else 0
+    out = bytes([flags, 0]) + _u16(proto)
+    if checksum:
+        out += b"\x00\x00\x00\x00"  # checksum (not computed) and reserved
+    if key is not None:
+        out += key.to_bytes(4, "big")
+    if seq is not None:
+        out += seq.to_bytes(4, "big")
+    return out + payload
+
+
+def pptp_gre(
+    ip_packet: bytes, *, call_id: int = 1, seq: int | None = 1, ack: int | None = None
+) -> bytes:
+    """PPTP's enhanced GRE (RFC 2637) with a PPP frame (address, control, protocol IPv4 or
+    IPv6) around ``ip_packet``."""
+    ppp = b"\xff\x03" + (b"\x00\x21" if ip_packet[0] >> 4 == 4 else b"\x00\x57") + ip_packet
+    flags = 0x20 | (0x10 if seq is not None else 0)
+    out = bytes([flags, 0x01 | (0x80 if ack is not None else 0)]) + _u16(0x880B)
+    out += _u16(len(ppp)) + _u16(call_id)
+    if seq is not None:
+        out += seq.to_bytes(4, "big")
+    if ack is not None:
+        out += ack.to_bytes(4, "big")
+    return out + ppp
+
+
+def vxlan(frame: bytes, vni: int = 42) -> bytes:
+    """A VXLAN header (RFC 7348, I flag set) and the Ethernet frame it carries."""
+    return b"\x08\x00\x00\x00" + vni.to_bytes(3, "big") + b"\x00" + frame
+
+
+def erspan2(frame: bytes, session: int = 1) -> bytes:
+    """An ERSPAN type II header (version 1, session id) and the mirrored Ethernet frame."""
+    return _u16(0x1000) + _u16(session & 0x03FF) + b"\x00\x00\x00\x00" + frame

@@ -226,17 +226,23 @@ def parse_record(data: bytes) -> ClientHello | Malformed | None:
     return got
 
 
+MAX_PENDING = 16  # segments held beyond a gap, per flow
+OVERLAP_CONFLICT = Malformed("tcp_overlap_conflict")
+_SEQ = 0xFFFFFFFF
+
+
 @dataclass(slots=True)
 class _Stream:
     buf: bytearray
-    next_seq: int | None
+    base: int | None  # sequence number of buf[0]; None when segments carry none
     pending: dict[int, bytes] = field(default_factory=dict)  # out-of-order segments by seq
     size: int = 0  # bytes held (buf + pending), for the global bound
+    need: int = 0  # len(buf) before the records can be read further
 
 
 def _seq_diff(a: int, b: int) -> int:
     """a - b in TCP sequence space (32-bit wrap-around), as a signed int."""
-    return ((a - b + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+    return ((a - b + 0x80000000) & _SEQ) - 0x80000000
 
 
 class TlsReassembler:
@@ -244,8 +250,13 @@ class TlsReassembler:
 
     Keyed by any hashable flow key (the pipeline uses the 5-tuple). Only a flow whose first
     payload starts a ClientHello is buffered, so server flights and application data cost a
-    look at one byte. Memory is bounded three ways: bytes per flow, total bytes and number of
-    flows; the least recently fed flow is evicted first and counted in ``evicted``.
+    look at one byte. With sequence numbers, segments are put in order: retransmissions and
+    overlaps are accepted when they repeat the bytes held, and refuse the flow
+    (``tcp_overlap_conflict``) when they change them, since a host and the sensor could then
+    read different names. When the client's SYN was seen (``syn``), segments that arrive
+    before the flow's first one are held too, until it comes. Memory is bounded: bytes per
+    flow, segments held beyond a gap (``MAX_PENDING``), total bytes, number of flows and of
+    remembered SYNs; the least recently fed flow is evicted first and counted in ``evicted``.
     """
 
     def __init__(
@@ -259,6 +270,8 @@ class TlsReassembler:
         self.max_flow_bytes = max_flow_bytes
         self.max_total_bytes = max_total_bytes
         self._flows: OrderedDict[Hashable, _Stream] = OrderedDict()
+        # flows whose SYN was seen and that sent nothing yet → sequence number of byte one
+        self.syns: OrderedDict[Hashable, int] = OrderedDict()
         self._total = 0
         self.evicted = 0
 
@@ -277,6 +290,37 @@ class TlsReassembler:
         st = self._flows.pop(key, None)
         if st is not None:
             self._total -= st.size
+        if self.syns:
+            self.syns.pop(key, None)
+
+    def syn(self, key: Hashable, seq: int) -> None:
+        """The client's SYN (sequence number ``seq``): its data starts at ``seq + 1``."""
+        syns = self.syns
+        syns.pop(key, None)
+        syns[key] = (seq + 1) & _SEQ
+        if len(syns) > self.max_flows:
+            syns.popitem(last=False)
+
+    def early(self, key: Hashable, payload: bytes, seq: int) -> bool:
+        """Hold a segment of a flow that named nothing yet, when it arrived before the flow's
+        first bytes (the SYN said where they start). True when held (wait for the rest);
+        False when it is the flow's first segment (or the SYN was not seen): read it now.
+        """
+        syns = self.syns
+        if not syns:
+            return False
+        start = syns.pop(key, None)
+        if start is None:
+            return False
+        d = _seq_diff(seq, start)
+        if d <= 0 or d >= self.max_flow_bytes:
+            return False
+        st = _Stream(bytearray(), start, need=1)
+        self._flows[key] = st
+        self._place(st, payload, seq)
+        self._total += st.size
+        self._bound()
+        return True
 
     def feed(
         self, key: Hashable, payload: bytes, seq: int | None = None
@@ -290,6 +334,8 @@ class TlsReassembler:
             return None
         st = self._flows.get(key)
         if st is None:
+            if self.syns:
+                self.syns.pop(key, None)
             try:
                 fast = _in_one_record(payload)
                 if fast is not None:
@@ -303,10 +349,7 @@ class TlsReassembler:
                 return got
             if got > self.max_flow_bytes:
                 return TOO_LARGE
-            st = _Stream(
-                bytearray(payload), None if seq is None else (seq + len(payload)) & 0xFFFFFFFF
-            )
-            st.size = len(payload)
+            st = _Stream(bytearray(payload), seq, size=len(payload), need=got)
             self._flows[key] = st
             self._total += st.size
             self._bound()
@@ -315,10 +358,13 @@ class TlsReassembler:
         before = st.size
         grew = self._place(st, payload, seq)
         self._total += st.size - before
+        if grew < 0:
+            self.forget(key)
+            return OVERLAP_CONFLICT
         if st.size > self.max_flow_bytes:
             self.forget(key)
             return TOO_LARGE
-        if not grew:  # held beyond a gap, or a duplicate
+        if not grew or len(st.buf) < st.need:  # held beyond a gap, a duplicate, or too short
             self._bound()
             return None
         try:
@@ -329,6 +375,7 @@ class TlsReassembler:
             if got > self.max_flow_bytes:
                 self.forget(key)
                 return TOO_LARGE
+            st.need = got
             self._bound()
             return None
         self.forget(key)
@@ -336,39 +383,58 @@ class TlsReassembler:
             return parse_handshake(got)
         return got
 
-    def _place(self, st: _Stream, payload: bytes, seq: int | None) -> bool:
-        """Put a segment into the stream; False when it added nothing (a duplicate)."""
-        if seq is None or st.next_seq is None:
+    def _place(self, st: _Stream, payload: bytes, seq: int | None) -> int:
+        """Put a segment into the stream: 1 when the contiguous bytes grew, 0 when not (held
+        beyond a gap, or a duplicate), -1 when it changes bytes already held."""
+        if seq is None or st.base is None:
             st.buf += payload
             st.size += len(payload)
-            return True
-        d = _seq_diff(seq, st.next_seq)
+            return 1
+        d = _seq_diff(seq, (st.base + len(st.buf)) & _SEQ)
         if d > 0:  # a gap: hold it until the missing bytes arrive
-            if seq in st.pending or len(st.pending) >= 16:
-                return False
+            held = st.pending.get(seq)
+            if held is not None:
+                n = min(len(held), len(payload))
+                if held[:n] != payload[:n]:
+                    return -1
+                if len(payload) <= len(held):
+                    return 0
+                st.size -= len(held)  # the longer copy replaces it
+            elif len(st.pending) >= MAX_PENDING:
+                return 0
             st.pending[seq] = payload
             st.size += len(payload)
-            return False
-        if -d >= len(payload):
-            return False  # retransmission of bytes we have
-        data = payload[-d:] if d else payload
-        st.buf += data
-        st.size += len(data)
-        st.next_seq = (st.next_seq + len(data)) & 0xFFFFFFFF
+            return 0
+        if not self._append(st, payload, d):
+            return -1
         while st.pending:  # drain segments that now fit
-            for pseq in list(st.pending):
-                d = _seq_diff(pseq, st.next_seq)
+            end = (st.base + len(st.buf)) & _SEQ
+            for pseq in st.pending:
+                d = _seq_diff(pseq, end)
                 if d <= 0:
                     chunk = st.pending.pop(pseq)
                     st.size -= len(chunk)
-                    if -d < len(chunk):
-                        tail = chunk[-d:] if d else chunk
-                        st.buf += tail
-                        st.size += len(tail)
-                        st.next_seq = (st.next_seq + len(tail)) & 0xFFFFFFFF
+                    if not self._append(st, chunk, d):
+                        return -1
                     break
             else:
                 break
+        return 1
+
+    @staticmethod
+    def _append(st: _Stream, data: bytes, d: int) -> bool:
+        """Append ``data``, which starts ``-d`` bytes before the end of ``st.buf``; False when
+        the bytes it repeats differ from those held."""
+        buf = st.buf
+        start = len(buf) + d  # where data[0] sits in buf (negative: before the stream)
+        skip = -start if start < 0 else 0
+        overlap = min(-d, len(data))
+        if overlap > skip and buf[start + skip : start + overlap] != data[skip:overlap]:
+            return False
+        if -d < len(data):
+            tail = data[-d:] if d else data
+            buf += tail
+            st.size += len(tail)
         return True
 
     def _bound(self) -> None:

@@ -4,8 +4,11 @@
 
 Packets are made with scapy from the synthetic messages of ``monitor.sensor.synth``, with
 explicit MAC addresses (scapy would otherwise resolve them with ARP) and documentation
-addresses only (192.0.2.0/24, 198.51.100.0/24, 2001:db8::/32). Nothing is ever sent: the
-packets go straight into pcap files. Golden files:
+addresses only (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32); the fixture
+of several link types is written by hand as pcapng (one interface per link type). Tunnels,
+fragments and STUN are built with scapy's own layers, so that the decoder is checked against
+an encoder that is not ``synth``'s. Nothing is ever sent: the packets go straight into capture
+files. Golden files:
 
 - ``<name>.out``: ``monitor sensor --pcap <name>.<ext> --format tsv`` with the shipped catalogue;
 - ``<name>.jsonl.out``: the same with ``--format json``;
@@ -17,14 +20,18 @@ Review a golden diff by eye before committing it: the tests compare against thes
 from __future__ import annotations
 
 import json
+import struct
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from scapy.layers.inet import IP, TCP, UDP
-from scapy.layers.inet6 import IPv6
-from scapy.layers.l2 import CookedLinux, Dot1AD, Dot1Q, Ether
+from scapy.contrib.erspan import ERSPAN_II
+from scapy.layers.inet import IP, TCP, UDP, fragment
+from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment, fragment6
+from scapy.layers.l2 import GRE, GRE_PPTP, CookedLinux, Dot1AD, Dot1Q, Ether
+from scapy.layers.ppp import PPP, PPPoE
+from scapy.layers.vxlan import VXLAN
 from scapy.packet import Packet, Raw
 from scapy.utils import PcapNgWriter, PcapWriter, wrpcap
 
@@ -239,8 +246,378 @@ def pcapng_packets() -> list[Packet]:
     ]
 
 
+# --- tunnels, link types, fragments, TCP order, CNAME chains, STUN ---------------------------
+
+T1, T2 = "203.0.113.1", "203.0.113.2"  # tunnel endpoints
+T6A, T6B = "2001:db8:ffff::1", "2001:db8:ffff::2"
+
+
+def tunnel_packets() -> list[Packet]:
+    inner_dns = udp4(C1, 45001, RESOLVER, 53, synth.dns_query([("www.tiktok.com", A)]))
+    deep: Packet = tcp4(C1, 55009, "198.51.100.69", 443, hello("deep.example.com"))
+    for _ in range(9):  # nine IP-in-IP layers: refused (encap_too_deep)
+        deep = IP(src=T1, dst=T2) / deep
+    return [
+        # 6in4 (IPv4 protocol 41), as a tunnel broker's: an IPv6 ClientHello inside
+        eth() / IP(src=T1, dst=T2) / tcp6(C6, 55001, SERVER6, 443, hello("www.instagram.com")),
+        # IP in IP (4in4)
+        eth() / IP(src=T1, dst=T2) / inner_dns,
+        # IPv6 in IPv6 and IPv4 in IPv6
+        eth()
+        / IPv6(src=T6A, dst=T6B)
+        / udp6(C6, 45002, RESOLVER6, 53, synth.dns_query([("www.snapchat.com", AAAA)])),
+        eth()
+        / IPv6(src=T6A, dst=T6B)
+        / tcp4(C2, 55002, "198.51.100.61", 443, hello("discord.com")),
+        # GRE without options, carrying IPv4
+        eth()
+        / IP(src=T1, dst=T2)
+        / GRE()
+        / tcp4(C1, 55003, "198.51.100.62", 443, hello("www.youtube.com")),
+        # GRE with checksum, key and sequence number, carrying IPv6
+        eth()
+        / IP(src=T1, dst=T2)
+        / GRE(chksum_present=1, key_present=1, key=7, seqnum_present=1, sequence_number=9)
+        / udp6(C6, 45003, RESOLVER6, 53, synth.dns_query([("www.reddit.com", A)])),
+        # GRE transparent Ethernet bridging (0x6558): an Ethernet frame with a VLAN tag
+        eth()
+        / IP(src=T1, dst=T2)
+        / GRE(proto=0x6558)
+        / Ether(src=CLIENT_MAC, dst=GATEWAY_MAC)
+        / Dot1Q(vlan=30)
+        / tcp4(C2, 55004, "198.51.100.63", 443, hello("www.pinterest.com")),
+        # PPTP's enhanced GRE with an acknowledgement, PPP inside
+        eth()
+        / IP(src=T1, dst=T2)
+        / GRE_PPTP(seqnum_present=1, acknum_present=1, call_id=3, sequence_number=1, ack_number=1)
+        / PPP(proto=0x0021)
+        / udp4(C2, 45004, RESOLVER, 53, synth.dns_query([("web.whatsapp.com", A)])),
+        # ERSPAN type II: a mirrored frame
+        eth()
+        / IP(src=T1, dst=T2)
+        / GRE(seqnum_present=1, sequence_number=1, proto=0x88BE)
+        / ERSPAN_II(session_id=5)
+        / Ether(src=CLIENT_MAC, dst=GATEWAY_MAC)
+        / tcp4(C1, 55005, "198.51.100.64", 443, hello("www.twitch.tv")),
+        # VXLAN (UDP 4789), as cloud traffic mirroring sends copies
+        eth()
+        / IP(src=T1, dst=T2)
+        / UDP(sport=49152, dport=4789)
+        / VXLAN(vni=42)
+        / Ether(src=CLIENT_MAC, dst=GATEWAY_MAC)
+        / udp4(C1, 45005, RESOLVER, 53, synth.dns_query([("www.roblox.com", A)])),
+        eth() / deep,
+        # GRE with source routing (RFC 1701, obsolete): refused, counted as skipped
+        eth() / IP(src=T1, dst=T2) / GRE(routing_present=1) / Raw(bytes(24)),
+    ]
+
+
+def _pcapng(path: Path, frames: list[tuple[int, bytes]]) -> None:
+    """A pcapng file with one interface per link type, packets 1 ms apart from T0."""
+
+    def block(kind: int, body: bytes) -> bytes:
+        body += bytes(-len(body) % 4)
+        n = 12 + len(body)
+        return struct.pack("<II", kind, n) + body + struct.pack("<I", n)
+
+    out = block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    ifaces: dict[int, int] = {}
+    for linktype, _ in frames:
+        if linktype not in ifaces:
+            ifaces[linktype] = len(ifaces)
+            out += block(1, struct.pack("<HHI", linktype, 0, 65535))
+    for i, (linktype, data) in enumerate(frames):
+        ts = int((T0 + i / 1000) * 1e6)
+        head = struct.pack(
+            "<IIIII", ifaces[linktype], ts >> 32, ts & 0xFFFFFFFF, len(data), len(data)
+        )
+        out += block(6, head + data)
+    path.write_bytes(out)
+
+
+def link_frames() -> list[tuple[int, bytes]]:
+    def af(family: int, order: str) -> bytes:
+        return family.to_bytes(4, order)  # type: ignore[arg-type]
+
+    def sll2(proto: int) -> bytes:
+        return (
+            proto.to_bytes(2, "big")
+            + bytes(2)
+            + (3).to_bytes(4, "big")
+            + b"\x00\x01\x00\x06"
+            + bytes(8)
+        )
+
+    v4 = bytes(udp4(C1, 46001, RESOLVER, 53, synth.dns_query([("www.tiktok.com", A)])))
+    v6 = bytes(tcp6(C6, 56001, SERVER6, 443, hello("www.youtube.com")))
+    return [
+        (0, af(2, "little") + v4),  # BSD loopback, AF_INET
+        (0, af(24, "little") + v6),  # AF_INET6 on NetBSD/OpenBSD
+        (0, af(28, "little") + bytes(tcp6(C6, 56002, SERVER6, 443, hello("www.twitch.tv")))),
+        (0, af(30, "big") + bytes(tcp6(C6, 56003, SERVER6, 443, hello("discord.com")))),
+        (
+            108,
+            af(24, "big")
+            + bytes(udp6(C6, 46002, RESOLVER6, 53, synth.dns_query([("www.reddit.com", AAAA)]))),
+        ),
+        (
+            276,
+            sll2(0x0800) + bytes(tcp4(C2, 56004, "198.51.100.71", 443, hello("www.snapchat.com"))),
+        ),
+        (
+            276,
+            sll2(0x86DD)
+            + bytes(udp6(C6, 46003, RESOLVER6, 53, synth.dns_query([("www.roblox.com", A)]))),
+        ),
+        (
+            1,
+            bytes(
+                Ether(src=CLIENT_MAC, dst=GATEWAY_MAC, type=0x9100)
+                / Dot1Q(vlan=200)
+                / tcp4(C2, 56005, "198.51.100.72", 443, hello("www.pinterest.com"))
+            ),
+        ),
+        (
+            1,
+            bytes(
+                Ether(src=CLIENT_MAC, dst=GATEWAY_MAC)
+                / PPPoE(sessionid=9)
+                / PPP(proto=0x0021)
+                / tcp4(C2, 56006, "198.51.100.73", 443, hello("www.tumblr.com"))
+            ),
+        ),
+        (
+            1,
+            bytes(
+                Ether(src=CLIENT_MAC, dst=GATEWAY_MAC)
+                / PPPoE(sessionid=9)
+                / PPP(proto=0x0057)
+                / udp6(C6, 46004, RESOLVER6, 53, synth.dns_query([("www.threads.net", A)]))
+            ),
+        ),
+        (101, bytes(udp4(C2, 46005, RESOLVER, 53, synth.dns_query([("www.vsco.co", A)])))),
+    ]
+
+
+def fragment_packets() -> list[Packet]:
+    answer = synth.dns_answer(
+        "www.tiktok.com", A, addresses=[f"198.51.100.{i}" for i in range(100, 200)]
+    )  # 3 KB: an answer larger than the MTU
+    dns_frags = fragment(
+        IP(src=RESOLVER, dst=C1, id=101) / UDP(sport=53, dport=47001) / Raw(answer), 1000
+    )
+    hello_frags = fragment(
+        IP(src=C2, dst="198.51.100.81", id=102)
+        / TCP(sport=57001, dport=443, flags="PA", seq=1, ack=1)
+        / Raw(hello("www.youtube.com", pad_to=1400)),
+        512,
+    )
+    initial = synth.quic_initials(
+        synth.client_hello("www.instagram.com", alpn=["h3"]), dcid=bytes.fromhex("6061626364656667")
+    )[0]
+    quic_frags = fragment6(
+        IPv6(src=C6, dst=SERVER6)
+        / IPv6ExtHdrFragment(id=103)
+        / UDP(sport=47002, dport=443)
+        / Raw(initial),
+        800,
+    )
+    # an overlap that changes bytes: the datagram is refused, and its later fragments too
+    evil = IP(src=C1, dst=RESOLVER, id=104, proto=17, flags="MF")
+    tunnel_frags = fragment(
+        IP(src=T1, dst=T2, id=105)
+        / tcp6(C6, 57002, SERVER6, 443, hello("www.reddit.com", pad_to=1300)),
+        600,
+    )
+    orphan = eth() / IP(src=C1, dst=RESOLVER, id=106, proto=17, flags="MF") / Raw(bytes(64))
+    late = eth() / IP(src=C2, dst=RESOLVER, id=107, proto=17, flags="MF") / Raw(bytes(64))
+    late.delay = 40.0  # type: ignore[attr-defined]  # after the timeout: the orphan expires
+    return [
+        *(eth_back() / f for f in dns_frags),
+        *(eth() / f for f in reversed(hello_frags)),  # out of order
+        eth() / quic_frags[1],
+        eth() / quic_frags[1],  # a duplicate: consistent, so harmless
+        eth() / quic_frags[0],
+        eth() / evil.copy() / Raw(b"A" * 16),
+        eth() / evil.copy() / Raw(b"B" * 16),  # the same offset, other bytes: refused
+        eth() / IP(src=C1, dst=RESOLVER, id=104, proto=17, frag=2) / Raw(b"C" * 8),
+        *(eth() / f for f in tunnel_frags),  # a 6in4 tunnel fragmented outside
+        orphan,
+        late,
+    ]
+
+
+def tcp_order_packets() -> list[Packet]:
+    def seg(sport: int, dport: int, payload: bytes, seq: int, flags: str = "PA") -> Packet:
+        return (
+            eth()
+            / IP(src=C1, dst="198.51.100.90")
+            / TCP(sport=sport, dport=dport, flags=flags, seq=seq, ack=1)
+            / Raw(payload)
+        )
+
+    def syn(sport: int, dport: int, seq: int = 999) -> Packet:
+        return (
+            eth()
+            / IP(src=C1, dst="198.51.100.90")
+            / TCP(sport=sport, dport=dport, flags="S", seq=seq)
+        )
+
+    rec = hello("www.youtube.com", alpn=["h2"], pad_to=1500)
+    a, b, c = synth.split(rec, 3)
+    sa, sb, sc = 1000, 1000 + len(a), 1000 + len(a) + len(b)
+    rec2 = hello("www.tiktok.com", pad_to=900)
+    d, e = synth.split(rec2, 2)
+    real = hello("www.tiktok.com", pad_to=800)
+    fake = hello("www.tiktok.org", pad_to=800)  # same length, other bytes
+    return [
+        syn(58001, 443),
+        seg(58001, 443, c, sc),  # the last third first
+        seg(58001, 443, b, sb),
+        seg(58001, 443, a, sa),  # and the first last: read once all are in
+        syn(58002, 8443),  # not a TLS port: held because the SYN said where data starts
+        seg(58002, 8443, e, 1000 + len(d)),
+        seg(58002, 8443, d, 1000),
+        seg(58003, 443, real[:300], 1000),
+        seg(58003, 443, fake[:600], 1000),  # repeats 300 bytes, changed: the flow is refused
+        seg(58003, 443, real[600:], 1600),
+        # TCP Fast Open: the ClientHello starts in the SYN (its data begins at seq + 1)
+        seg(58004, 443, rec2[:400], 4999, flags="S"),
+        seg(58004, 443, rec2[400:], 5400),
+    ]
+
+
+def cname_packets() -> list[Packet]:
+    chain = synth.dns_answer(
+        "video.example.net",
+        A,
+        cnames=["edge.example.org", "v16-webapp.tiktokcdn.com", "a1.example.com"],
+        addresses=["198.51.100.120"],
+    )
+    own = synth.dns_answer(
+        "www.instagram.com",
+        A,
+        cnames=["z-p42-instagram.c10r.facebook.com"],
+        addresses=["198.51.100.121"],
+    )
+    loop = bytearray(
+        synth.dns_answer("a.example.net", A, cnames=["b.example.net", "a.example.net"])
+    )
+    cdn_only = synth.dns_answer(
+        "static.example.net",
+        A,
+        cnames=["static.example.net.edgekey.net"],
+        addresses=["198.51.100.122"],
+    )
+    return [
+        eth()
+        / udp4(C1, 48001, RESOLVER, 53, synth.dns_query([("video.example.net", A)], msg_id=1)),
+        eth_back() / udp4(RESOLVER, 53, C1, 48001, chain),
+        # a connection to the answer's address that names nothing: named by the chain
+        eth() / IP(src=C1, dst="198.51.100.120") / TCP(sport=58101, dport=5222, flags="S"),
+        eth()
+        / IP(src=C1, dst="198.51.100.120")
+        / TCP(sport=58101, dport=5222, flags="PA", seq=1, ack=1)
+        / Raw(b"\x00\x00\x00\x10binary"),
+        eth_back() / udp4(RESOLVER, 53, C2, 48002, own),  # keeps its own platform
+        eth_back() / udp4(RESOLVER, 53, C2, 48003, bytes(loop)),  # a loop ends the chain
+        eth_back() / udp4(RESOLVER, 53, C2, 48004, cdn_only),  # a shared CDN: no platform
+    ]
+
+
+def stun_packets() -> list[Packet]:
+    user = (0x0006, b"1714550400:abcd")
+    return [
+        # a TURN Allocate request naming Signal's realm (UDP 3478)
+        eth()
+        / udp4(
+            C1,
+            49001,
+            "198.51.100.130",
+            3478,
+            synth.stun_message(0x0003, [user, (0x0014, b"signal.org")]),
+        ),
+        # the relay's 401 answer names Telegram's realm (UDP 443): the client is the receiver
+        eth_back()
+        / udp4(
+            "198.51.100.131",
+            443,
+            C1,
+            49002,
+            synth.stun_message(
+                0x0113,
+                [
+                    (0x0009, b"\x00\x00\x04\x01Unauthorized"),
+                    (0x0014, b"telegram.org"),
+                    (0x8022, b"None"),
+                ],
+            ),
+        ),
+        # Meta's relays' realm on a port of their own: not a host name, the word names the app
+        eth()
+        / udp4(
+            C2,
+            49003,
+            "198.51.100.132",
+            40000,
+            synth.stun_message(0x0003, [user, (0x0014, b"turner.facebook")]),
+        ),
+        # the same request again: one line per flow and name
+        eth()
+        / udp4(
+            C2,
+            49003,
+            "198.51.100.132",
+            40000,
+            synth.stun_message(0x0003, [user, (0x0014, b"turner.facebook")]),
+        ),
+        # a binding check between peers names nothing
+        eth()
+        / udp4(
+            C2,
+            49004,
+            "198.51.100.133",
+            50000,
+            synth.stun_message(0x0001, [(0x0006, b"aa:bb"), (0x8028, bytes(4))]),
+        ),
+        # RFC 3489 (no magic cookie) on 3478: read, and its server software names no app
+        eth_back()
+        / udp4(
+            "198.51.100.134",
+            3478,
+            C2,
+            49005,
+            synth.stun_message(
+                0x0101, [(0x0001, bytes(8)), (0x8022, b"Vovida.org 0.96")], classic=True
+            ),
+        ),
+        # TURN over TCP 443 naming Viber's realm
+        eth()
+        / tcp4(
+            C1,
+            59001,
+            "198.51.100.135",
+            443,
+            synth.stun_message(0x0003, [user, (0x0014, b"viber.com")]),
+        ),
+        # a STUN-looking datagram with bytes after the message: not read
+        eth()
+        / udp4(
+            C1,
+            49006,
+            "198.51.100.136",
+            3478,
+            synth.stun_message(0x0801, [(0x4003, b"\x01")]) + bytes(28),
+        ),
+        eth()
+        / udp6(
+            C6, 49007, SERVER6, 3478, synth.stun_message(0x0003, [user, (0x0014, b"signal.org")])
+        ),
+    ]
+
+
 # name -> (builder, file extension, linktype to force or None)
-FIXTURES: dict[str, tuple[Callable[[], list[Packet]], str, int | None]] = {
+FIXTURES: dict[str, tuple[Callable[[], list[Any]], str, int | None]] = {
     "dns": (dns_packets, "pcap", None),
     "tls": (tls_packets, "pcap", None),
     "quic": (quic_packets, "pcap", None),
@@ -248,6 +625,12 @@ FIXTURES: dict[str, tuple[Callable[[], list[Packet]], str, int | None]] = {
     "cooked": (cooked_packets, "pcap", None),
     "rawip": (rawip_packets, "pcap", 101),
     "mixed": (pcapng_packets, "pcapng", None),
+    "tunnels": (tunnel_packets, "pcap", None),
+    "links": (link_frames, "pcapng", None),  # (linktype, bytes) per frame
+    "fragments": (fragment_packets, "pcap", None),
+    "tcp_order": (tcp_order_packets, "pcap", None),
+    "cname": (cname_packets, "pcap", None),
+    "stun": (stun_packets, "pcap", None),
 }
 
 
@@ -255,9 +638,12 @@ def write_fixture(name: str, outdir: Path) -> Path:
     """Build one fixture's packets (times 1 ms apart from T0) and write its capture file."""
     build, ext, linktype = FIXTURES[name]
     packets = build()
-    for i, p in enumerate(packets):
-        p.time = T0 + i / 1000
     path = outdir / f"{name}.{ext}"
+    if packets and isinstance(packets[0], tuple):
+        _pcapng(path, packets)
+        return path
+    for i, p in enumerate(packets):
+        p.time = T0 + i / 1000 + getattr(p, "delay", 0.0)
     if ext == "pcapng":
         with PcapNgWriter(str(path)) as w:
             for p in packets:

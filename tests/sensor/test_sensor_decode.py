@@ -56,8 +56,8 @@ def b(p: Packet) -> bytes:
         pytest.param(
             1,
             b(Ether(**MACS) / Dot1Q(vlan=1) / Dot1Q(vlan=2) / Dot1Q(vlan=3) / V4 / UDP53),
-            dec.NOT_IP,
-            id="three-tags",
+            UDP4,
+            id="three-tags",  # counted against the nesting bound (MAX_DEPTH), not refused
         ),
         pytest.param(1, b(Ether(**MACS) / ARP()), dec.NOT_IP, id="arp"),
         pytest.param(1, b(Ether(**MACS) / V4 / ICMP()), dec.NOT_TCP_UDP, id="icmp"),
@@ -93,22 +93,24 @@ def test_decode(linktype: int, frame: bytes, expected: Segment | str) -> None:
         ),
         pytest.param(V6 / IPv6ExtHdrFragment(offset=0, m=0) / UDP53, UDP6, id="atomic-fragment"),
         pytest.param(
-            V6 / IPv6ExtHdrFragment(offset=0, m=1) / UDP53, dec.IP_FRAGMENT, id="first-fragment"
+            V6 / IPv6ExtHdrFragment(offset=0, m=1, id=7, nh=17) / Raw(b"y" * 16),
+            dec.Fragment(6, SRC6, DST6, 17, 7, 0, True, b"y" * 16, 0),
+            id="first-fragment",
         ),
         pytest.param(
-            V6 / IPv6ExtHdrFragment(offset=8, m=0) / Raw(b"x" * 8),
-            dec.IP_FRAGMENT,
+            V6 / IPv6ExtHdrFragment(offset=8, m=0, id=7, nh=17) / Raw(b"x" * 8),
+            dec.Fragment(6, SRC6, DST6, 17, 7, 64, False, b"x" * 8, 0),
             id="later-fragment",
         ),
         pytest.param(V4.copy() / UDP53, UDP4, id="plain"),
         pytest.param(
-            IP(src="192.0.2.10", dst="198.51.100.53", flags="MF") / UDP53,
-            dec.IP_FRAGMENT,
+            IP(src="192.0.2.10", dst="198.51.100.53", flags="MF", id=9, proto=17) / Raw(b"y" * 16),
+            dec.Fragment(4, SRC4, DST4, 17, 9, 0, True, b"y" * 16, 0),
             id="v4-mf",
         ),
         pytest.param(
-            IP(src="192.0.2.10", dst="198.51.100.53", frag=10) / Raw(b"x" * 8),
-            dec.IP_FRAGMENT,
+            IP(src="192.0.2.10", dst="198.51.100.53", frag=10, id=9, proto=17) / Raw(b"x" * 8),
+            dec.Fragment(4, SRC4, DST4, 17, 9, 80, False, b"x" * 8, 0),
             id="v4-offset",
         ),
         pytest.param(
@@ -304,7 +306,7 @@ def test_more_link_types_cut(linktype: int, frame: bytes) -> None:
 @given(st.sampled_from([*sorted(dec.LINKTYPES), 9999]), st.binary(max_size=120))
 def test_fuzz_never_raises(linktype: int, frame: bytes) -> None:
     got = dec.decode(linktype, frame)
-    assert isinstance(got, Segment | str)
+    assert isinstance(got, Segment | dec.Fragment | str)
     if isinstance(got, Segment):
         assert len(got.src) in (4, 16) and len(got.dst) == len(got.src)
 
@@ -314,7 +316,7 @@ def test_fuzz_never_raises(linktype: int, frame: bytes) -> None:
 def test_fuzz_mutated_frames_never_raise(patch: bytes, at: int) -> None:
     for frame in (bytes(Ether(**MACS) / Dot1Q() / V6 / TCP443), bytes(Ether(**MACS) / V4 / UDP53)):
         data = frame[:at] + patch + frame[at + len(patch) :]
-        assert isinstance(dec.decode(1, data), Segment | str)
+        assert isinstance(dec.decode(1, data), Segment | dec.Fragment | str)
 
 
 def test_ipv4_total_length_zero_from_segmentation_offload() -> None:

@@ -198,3 +198,51 @@ def test_answer_addresses() -> None:
     assert isinstance(cut, DnsMessage) and cut.addresses == (bytes([192, 0, 2, 50]),)
     query = dns.parse_dns(bytes(DNS(id=9, qd=DNSQR(qname="g.whatsapp.net"))))
     assert isinstance(query, DnsMessage) and query.addresses == ()
+
+
+def test_cname_chain_from_the_question() -> None:
+    """scapy compresses the chain's names against each other: pointers inside record data."""
+    from scapy.layers.dns import DNS, DNSQR, DNSRR
+
+    answer = bytes(
+        DNS(id=3, qr=1, qd=DNSQR(qname="video.example.net"),
+            an=[DNSRR(rrname="video.example.net", type="CNAME", rdata="edge.example.org"),
+                DNSRR(rrname="edge.example.org", type="CNAME", rdata="v16.tiktokcdn.com"),
+                DNSRR(rrname="v16.tiktokcdn.com", type="A", rdata="192.0.2.60"),
+                # an alias of another name, not on the question's chain
+                DNSRR(rrname="other.example", type="CNAME", rdata="x.example")])
+    )  # fmt: skip
+    msg = dns.parse_dns(answer)
+    assert isinstance(msg, DnsMessage)
+    assert msg.cnames == ("edge.example.org", "v16.tiktokcdn.com")
+    assert msg.addresses == (bytes([192, 0, 2, 60]),)
+    built = dns.parse_dns(synth.dns_answer("A.Example", 1, cnames=["b.example", "C.example"]))
+    assert isinstance(built, DnsMessage) and built.cnames == ("b.example", "c.example")
+
+
+@pytest.mark.parametrize(
+    ("cnames", "expected"),
+    [
+        pytest.param(["b.example", "a.example"], ("b.example", "a.example"), id="loop"),
+        pytest.param(["a.example"], ("a.example",), id="alias-of-itself"),
+        pytest.param([f"n{i}.example" for i in range(30)],
+                     tuple(f"n{i}.example" for i in range(dns.MAX_CHAIN)), id="bounded"),
+    ],
+)  # fmt: skip
+def test_cname_loops_and_long_chains_end(cnames: list[str], expected: tuple[str, ...]) -> None:
+    msg = dns.parse_dns(synth.dns_answer("a.example", 1, cnames=cnames))
+    assert isinstance(msg, DnsMessage) and msg.cnames == expected
+
+
+def test_cname_rdata_that_overruns_its_record_is_ignored() -> None:
+    data = bytearray(synth.dns_answer("a.example", 1, cnames=["b.example"]))
+    assert data[-13:-11] == (11).to_bytes(2, "big")  # RDLENGTH of the name b.example
+    data[-13:-11] = (2).to_bytes(2, "big")  # RDLENGTH 2, but the name takes 11 bytes
+    data += bytes(9)  # the record ends inside the name: the rest is other bytes
+    msg = dns.parse_dns(bytes(data))
+    assert isinstance(msg, DnsMessage) and msg.cnames == ()
+
+
+def test_queries_have_no_chain() -> None:
+    msg = dns.parse_dns(synth.dns_query([("a.example", 1)]))
+    assert isinstance(msg, DnsMessage) and msg.cnames == ()

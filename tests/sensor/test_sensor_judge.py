@@ -98,6 +98,29 @@ def test_not_judged(district: District, host: str) -> None:
     assert (v.decision.action, v.decision.rule_id) == ("allow", "not-in-catalogue")
 
 
+@pytest.mark.parametrize(
+    ("protocol", "host", "platform", "via"),
+    [
+        # a DNS query name whose CNAME chain reaches TikTok's CDN: judged as TikTok
+        ("dns", "video.example.net", "tiktok", "v16.tiktokcdn.com"),
+        ("ip", "video.example.net", None, "v16.tiktokcdn.com"),  # the sensor had no classifier
+        # a STUN realm that names an app, and a software value that is no host name at all
+        ("stun", "turner.facebook", "messenger", "messenger.com"),
+        ("stun", "telegram\\032desktop", "telegram", "telegram.org"),
+        ("stun", "signal.org", "signal", None),
+    ],
+)
+def test_a_name_is_judged_as_its_alias_platform(
+    district: District, protocol: str, host: str, platform: str | None, via: str | None
+) -> None:
+    o = Observation(T0, "127.0.0.13", "192.0.2.1", protocol, host, transport="udp",  # type: ignore[arg-type]
+                    platform=platform, via=via)  # fmt: skip
+    v = Judge(district, KEY).judge(o)
+    assert v.judged and v.platform == (platform or "tiktok")
+    assert v.host == (host if "\\" not in host else via)
+    assert (v.age_band, v.school) == ("teen", "ms")
+
+
 def test_person_is_a_pseudonym(district: District) -> None:
     v = Judge(district, KEY).judge(obs("127.0.0.13", "tls", "www.tiktok.com"))
     assert v.person == pseudonym(KEY, "stu-00554")  # district.yaml maps .13 to this person
@@ -193,3 +216,18 @@ def test_sensor_collector_reads_counters_at_scrape_time() -> None:
     assert get("monitor_sensor_duplicates_total") == 1.0
     assert get("monitor_sensor_malformed_total", kind="ip_truncated") == 1.0
     assert get("monitor_sensor_dedup_entries") == 2.0
+    tunnelled = synth.ipv4("203.0.113.1", "203.0.113.2", 41, synth.ipv6(
+        "2001:db8::10", "2001:db8::53", 17, synth.udp(1, 53, synth.dns_query([("b.example", 1)]))
+    ))  # fmt: skip
+    whole = synth.ipv4(
+        "192.0.2.10",
+        "198.51.100.53",
+        17,
+        synth.udp(2, 53, synth.dns_query([("c.example", 1)]) + bytes(40)),
+        ident=3,
+    )
+    list(sensor.run([Frame(101, tunnelled, 2.0)]
+                    + [Frame(101, f, 2.0) for f in synth.fragment_ipv4(whole, 32)]))  # fmt: skip
+    assert get("monitor_sensor_tunnelled_total", kind="6in4") == 1.0
+    assert get("monitor_sensor_reassembly_total", outcome="ipv4") == 1.0
+    assert get("monitor_sensor_observations_total", protocol="dns") == 3.0

@@ -68,6 +68,7 @@ def test_json_line() -> None:
         "qtype": None,
         "version": 1,
         "platform": None,
+        "via": None,
     }
 
 

@@ -68,6 +68,32 @@ EXPECTED = [
     ("cooked", "www.tiktok.com", "tls", "2001:db8::10", "tiktok", False),
     ("rawip", "dns.google", "tls", "192.0.2.11", "doh-google", False),
     ("mixed", "www.tiktok.com", "quic", "192.0.2.10", "tiktok", False),
+    ("tunnels", "www.instagram.com", "tls", "2001:db8::10", "instagram", False),  # 6in4
+    ("tunnels", "www.tiktok.com", "dns", "192.0.2.10", "tiktok", False),  # 4in4
+    ("tunnels", "www.snapchat.com", "dns", "2001:db8::10", "snapchat", False),  # 6in6
+    ("tunnels", "discord.com", "tls", "192.0.2.11", "discord", False),  # 4in6
+    ("tunnels", "www.youtube.com", "tls", "192.0.2.10", "youtube", False),  # GRE
+    ("tunnels", "www.reddit.com", "dns", "2001:db8::10", "reddit", False),  # GRE, options
+    ("tunnels", "www.pinterest.com", "tls", "192.0.2.11", "pinterest", False),  # GRE 0x6558
+    ("tunnels", "web.whatsapp.com", "dns", "192.0.2.11", "whatsapp", False),  # PPTP
+    ("tunnels", "www.twitch.tv", "tls", "192.0.2.10", "twitch", False),  # ERSPAN II
+    ("tunnels", "www.roblox.com", "dns", "192.0.2.10", "roblox", False),  # VXLAN
+    ("links", "www.tiktok.com", "dns", "192.0.2.10", "tiktok", False),  # null, AF_INET
+    ("links", "discord.com", "tls", "2001:db8::10", "discord", False),  # null, AF 30 big-endian
+    ("links", "www.reddit.com", "dns", "2001:db8::10", "reddit", False),  # loop, AF 24
+    ("links", "www.snapchat.com", "tls", "192.0.2.11", "snapchat", False),  # SLL2
+    ("links", "www.pinterest.com", "tls", "192.0.2.11", "pinterest", False),  # 0x9100 QinQ
+    ("links", "www.threads.net", "dns", "2001:db8::10", "threads", False),  # PPPoE, IPv6
+    ("fragments", "www.tiktok.com", "dns", "192.0.2.10", "tiktok", False),  # answer, 4 pieces
+    ("fragments", "www.youtube.com", "tls", "192.0.2.11", "youtube", False),  # reversed
+    ("fragments", "www.instagram.com", "quic", "2001:db8::10", "instagram", False),  # IPv6
+    ("fragments", "www.reddit.com", "tls", "2001:db8::10", "reddit", False),  # 6in4 outside
+    ("tcp_order", "www.youtube.com", "tls", "192.0.2.10", "youtube", False),
+    ("cname", "video.example.net", "ip", "192.0.2.10", "tiktok", False),
+    ("stun", "signal.org", "stun", "192.0.2.10", "signal", False),
+    ("stun", "telegram.org", "stun", "192.0.2.10", "telegram", False),  # the relay's answer
+    ("stun", "turner.facebook", "stun", "192.0.2.11", "messenger", False),
+    ("stun", "viber.com", "stun", "192.0.2.10", "viber", False),  # TURN over TCP
 ]
 
 
@@ -102,6 +128,26 @@ def test_fixture_counters() -> None:
     assert counters("quic")["malformed"] == {"quic_decrypt_failed": 1}
     assert counters("rawip")["skipped"] == {"ip_fragment": 1}
     assert counters("cooked")["skipped"] == {"not_ip": 1}
+    tunnels = counters("tunnels")
+    assert tunnels["tunnels"] == {"4in4": 1, "4in6": 1, "6in4": 1, "6in6": 1, "erspan": 1,
+                                  "gre": 3, "pptp": 1, "vxlan": 1}  # fmt: skip
+    assert tunnels["malformed"] == {"encap_too_deep": 1}
+    assert tunnels["skipped"] == {"tunnel_unsupported": 1}
+    frags = counters("fragments")
+    assert frags["reassembly"] == {"ipv4": 3, "ipv6": 1, "expired": 1}
+    assert frags["malformed"] == {"ip_fragment_overlap": 1, "ip_fragment_refused": 1}
+    assert counters("tcp_order")["malformed"] == {"tcp_overlap_conflict": 1}
+    assert counters("stun")["protocols"] == {"stun": 5}
+
+
+def test_fixture_via(classifier: Classifier) -> None:
+    cls = classifier
+    got = {(o.protocol, o.hostname, o.via) for o in observe_pcap(capture("cname"), cls)}
+    assert ("dns", "video.example.net", "v16-webapp.tiktokcdn.com") in got
+    assert ("dns", "video.example.net", None) in got  # the query itself: no platform
+    assert ("dns", "www.instagram.com", None) in got  # its own platform wins
+    got = {(o.hostname, o.via) for o in observe_pcap(capture("stun"), cls)}
+    assert ("turner.facebook", "messenger.com") in got and ("signal.org", None) in got
 
 
 def test_pcapng_and_linktypes() -> None:

@@ -81,7 +81,7 @@ def test_dedup_set_is_bounded() -> None:
         "c.example",
         "a.example",
     ]
-    assert len(s._seen) == 2
+    assert s.dedup_size == 2
 
 
 def test_observation_fields() -> None:
@@ -249,7 +249,7 @@ def test_counters_by_kind() -> None:
             + b"\x00",
             dport=443,
         ),
-        bytes(IP(src=CLIENT, dst=SERVER, flags="MF") / UDP(dport=53) / Raw(b"x")),
+        bytes(IP(src=CLIENT, dst=SERVER, flags="MF") / UDP(dport=53) / Raw(b"x" * 8)),  # held
         sensor=s,
     )
     c = s.counters
@@ -509,3 +509,85 @@ def test_a_dns_answer_names_connections_for_an_hour() -> None:
         Frame(RAW, data(NOISE, WA, sport=2), DNS_MAP_TTL + 1),
     ]
     assert [(o.protocol, o.client_port) for o in s.run(frames)] == [("dns", 40000), ("ip", 1)]
+
+
+# --- CNAME chains ------------------------------------------------------------------------------
+
+
+def chain_answer(qname: str, cnames: list[str], address: str = WA) -> bytes:
+    msg = synth.dns_answer(qname, 1, cnames=cnames, addresses=[address])
+    return udp(msg, src=SERVER, sport=53, dst=CLIENT, dport=40000)
+
+
+def test_a_cname_chain_into_a_platform_names_the_query(classifier: Classifier) -> None:
+    s = Sensor(classifier)
+    got = run(
+        udp(query("video.example.net")),
+        chain_answer("video.example.net", ["edge.example.org", "v16.tiktokcdn.com",
+                                           "a1.example.com"]),
+        syn(WA), data(NOISE, WA),
+        sensor=s,
+    )  # fmt: skip
+    assert [(o.protocol, o.hostname, o.platform, o.via, o.client) for o in got] == [
+        ("dns", "video.example.net", None, None, CLIENT),
+        ("dns", "video.example.net", "tiktok", "v16.tiktokcdn.com", CLIENT),
+        ("ip", "video.example.net", "tiktok", "v16.tiktokcdn.com", CLIENT),
+    ]
+    # the same answer again (another question id, same flow): nothing new
+    assert run(chain_answer("video.example.net", ["v16.tiktokcdn.com"]), sensor=s) == []
+
+
+@pytest.mark.parametrize(
+    ("qname", "cnames", "platform"),
+    [
+        # a name the classifier knows keeps its own platform, whatever its aliases
+        ("www.instagram.com", ["z-p42-instagram.c10r.facebook.com"], "instagram"),
+        # aliases only under a shared CDN: nobody's
+        ("static.example.net", ["static.example.net.edgekey.net", "e1.akamaiedge.net"], None),
+        ("a.example.net", ["b.example.net", "a.example.net"], None),  # a loop
+    ],
+)
+def test_cname_chains_that_add_no_platform(
+    classifier: Classifier, qname: str, cnames: list[str], platform: str | None
+) -> None:
+    got = run(chain_answer(qname, cnames), sensor=Sensor(classifier))
+    assert [(o.hostname, o.platform, o.via) for o in got] == [(qname, platform, None)]
+
+
+def test_without_a_classifier_chains_are_not_followed() -> None:
+    got = run(chain_answer("video.example.net", ["v16.tiktokcdn.com"]))
+    assert [(o.hostname, o.platform, o.via) for o in got] == [("video.example.net", None, None)]
+
+
+# --- TCP order --------------------------------------------------------------------------------
+
+
+def test_a_hello_whose_first_segment_comes_last(classifier: Classifier) -> None:
+    rec = hello("www.youtube.com", pad_to=1500)
+    a, b, c = synth.split(rec, 3)
+    for port in (443, 8443, 5222):  # on any port: the SYN says where the data starts
+        s = Sensor(classifier)
+        got = run(syn(SERVER, dport=port, sport=port),
+                  tcp(c, sport=port, dport=port, seq=1 + len(a) + len(b)),
+                  tcp(b, sport=port, dport=port, seq=1 + len(a)),
+                  tcp(a, sport=port, dport=port, seq=1), sensor=s)  # fmt: skip
+        assert [(o.hostname, o.platform) for o in got] == [("www.youtube.com", "youtube")], port
+
+
+def test_a_request_whose_first_segment_comes_last_is_still_read() -> None:
+    req = b"GET /x HTTP/1.1\r\nHost: plain.example\r\n" + b"X-Pad: " + b"y" * 100 + b"\r\n\r\n"
+    got = run(syn(SERVER, dport=80), tcp(req[60:], dport=80, seq=61), tcp(req[:60], dport=80))
+    assert [(o.protocol, o.hostname) for o in got] == [("http", "plain.example")]
+
+
+def test_tcp_fast_open_data_in_the_syn() -> None:
+    rec = hello("tfo.example.com", pad_to=900)
+    got = run(tcp(rec[:400], flags="S", seq=7000), tcp(rec[400:], seq=7401))
+    assert [o.hostname for o in got] == ["tfo.example.com"]
+
+
+def test_an_overlap_that_changes_the_hello_is_refused() -> None:
+    real, fake = hello("www.tiktok.com", pad_to=800), hello("www.tiktok.org", pad_to=800)
+    s = Sensor()
+    got = run(tcp(real[:300]), tcp(fake[:600]), tcp(real[600:], seq=601), sensor=s)
+    assert got == [] and s.counters.malformed == {"tcp_overlap_conflict": 1}

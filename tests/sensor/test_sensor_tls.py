@@ -275,3 +275,107 @@ def test_fuzz_reassembler_stays_bounded(feeds: list[tuple[int, bytes, int]]) -> 
         got = r.feed(key, b"\x16\x03\x01\x01\x00\x01" + payload if key == 0 else payload, seq)
         assert got is None or isinstance(got, ClientHello | Malformed)
         assert len(r) <= 2 and r.buffered_bytes <= 500
+
+
+# --- out of order before the first segment, overlaps, bounds -------------------------------
+
+
+@pytest.mark.parametrize(
+    "order",
+    [
+        pytest.param([2, 1, 0], id="reversed"),
+        pytest.param([1, 2, 0], id="first-last"),
+        pytest.param([2, 2, 1, 0], id="duplicate-ahead"),
+    ],
+)
+def test_segments_before_the_first_are_held_when_the_syn_was_seen(order: list[int]) -> None:
+    parts, seqs = three_segments("early.example.com")
+    r = TlsReassembler()
+    r.syn("f", (seqs[0] - 1) & 0xFFFFFFFF)
+    got = []
+    for i in order:
+        if "f" not in r and r.early("f", parts[i], seqs[i]):
+            got.append(None)  # held, as the pipeline does
+        else:
+            got.append(r.feed("f", parts[i], seqs[i]))
+    assert got[-1] == ClientHello("early.example.com", ("h2",))
+    assert len(r) == 0 and r.buffered_bytes == 0 and not r.syns
+
+
+def test_without_the_syn_a_later_segment_first_is_not_held() -> None:
+    parts, seqs = three_segments("nosyn.example.com")
+    r = TlsReassembler()
+    assert not r.early("f", parts[1], seqs[1])
+    assert r.feed("f", parts[1], seqs[1]) is None and "f" not in r
+
+
+def test_first_segment_in_order_consumes_the_syn() -> None:
+    parts, seqs = three_segments("inorder.example.com")
+    r = TlsReassembler()
+    r.syn("f", (seqs[0] - 1) & 0xFFFFFFFF)
+    assert not r.early("f", parts[0], seqs[0])  # the first bytes: read now
+    assert not r.syns
+    assert r.feed("f", parts[0], seqs[0]) is None
+    # a later flow that is not TLS: its held segments are dropped once its start is seen
+    r.syn("g", 99)
+    assert r.early("g", b"rest of a request", 200)
+    assert r.feed("g", b"GET / HTTP/1.1\r\n" + bytes(84), 100) is None
+    assert "g" not in r
+
+
+def test_syns_are_bounded() -> None:
+    r = TlsReassembler(max_flows=3)
+    for i in range(10):
+        r.syn(i, i)
+    assert list(r.syns) == [7, 8, 9]
+    r.forget(8)
+    assert list(r.syns) == [7, 9]
+
+
+@pytest.mark.parametrize("where", ["in-order", "ahead"])
+def test_overlap_that_changes_bytes_refuses_the_flow(where: str) -> None:
+    real = record("www.tiktok.com", pad_to=900)
+    fake = record("www.tiktok.org", pad_to=900)
+    r = TlsReassembler()
+    if where == "in-order":
+        assert r.feed("f", real[:300], 1000) is None
+        assert r.feed("f", fake[:600], 1000) == tls.OVERLAP_CONFLICT
+    else:
+        assert r.feed("f", real[:50], 1000) is None
+        assert r.feed("f", real[60:300], 1060) is None  # ahead of a gap, with the name
+        assert r.feed("f", fake[60:400], 1060) == tls.OVERLAP_CONFLICT
+    assert len(r) == 0 and r.buffered_bytes == 0
+
+
+def test_overlap_that_repeats_bytes_is_accepted() -> None:
+    data = record("repeat.example.com", pad_to=900)
+    r = TlsReassembler()
+    assert r.feed("f", data[:300], 1000) is None
+    assert r.feed("f", data[400:700], 1400) is None
+    assert r.feed("f", data[400:600], 1400) is None  # a shorter copy ahead: kept the longer
+    assert r.feed("f", data[50:450], 1050) is None  # starts inside, repeats, adds 100
+    assert r.feed("f", data[650:], 1650) == ClientHello("repeat.example.com")
+
+
+def test_a_retransmission_reaching_before_the_stream_is_compared_where_it_can() -> None:
+    data = record("before.example.com", pad_to=600)
+    r = TlsReassembler()
+    assert r.feed("f", data[:200], 1000) is None
+    # starts 8 bytes before the first byte seen (the sensor's start): those are not compared
+    assert r.feed("f", b"\xff" * 8 + data[:300], 992) is None
+    assert r.feed("f", data[300:], 1300) == ClientHello("before.example.com")
+
+
+def test_tiny_segments_do_not_reread_the_buffer_each_time() -> None:
+    import time
+
+    # one byte per segment, a record every 32 bytes: reading all records again after every
+    # byte took 1.4 s here; reading on only when the next record can be complete, 0.1 s
+    data = synth.tls_records(synth.client_hello("tiny.example.com", pad_to=8000), max_fragment=32)
+    r = TlsReassembler()
+    t = time.perf_counter()
+    got = None
+    for i in range(len(data)):
+        got = r.feed("f", data[i : i + 1], 5000 + i)
+    assert got == ClientHello("tiny.example.com")
+    assert time.perf_counter() - t < 0.7
