@@ -1,7 +1,10 @@
 # Sourced by scripts/test: installs the Debian packages the tests drive (real clients and
 # servers), when they are missing and we are allowed to (root, or sudo without a password).
-# iproute2, nftables: network namespace tests (tests/netns.py, as root)
-DEBIAN_PACKAGES=(curl prometheus chromium postgresql nftables dnsmasq-base libpcap0.8 iproute2)
+# iproute2, nftables: network namespace tests (tests/netns.py, as root); tcpreplay: the live
+# sensor's replay; wireguard-go, wireguard-tools: WireGuard mode (no kernel module needed);
+# nodejs (with its npm): the local OpenID provider of the sign-in tests
+DEBIAN_PACKAGES=(curl prometheus chromium postgresql nftables dnsmasq-base libpcap0.8 iproute2
+    tcpreplay wireguard-go wireguard-tools nodejs)
 
 ensure_debian_packages() {
     local missing=() p
