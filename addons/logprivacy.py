@@ -13,7 +13,9 @@ of the root logger that rewrites each record before it is written:
   within one run, but not joined with anything else (not the incident pseudonyms, not another
   run); ``none`` drops them (``client``); ``address`` keeps them, for a test bench only.
 
-Host names stay: a server name without a client links nobody to it.
+Host names stay: a server name without a client links nobody to it. Private keys go, in every
+mode: in WireGuard mode mitmproxy logs each server's client configuration at start
+(``PrivateKey = …``), and with that key anyone reading the journal could pose as the device.
 
 mitmdump's flow dump (``flow_detail``) is printed, not logged, and shows each request's client
 and whole URL, query string included: unless ``monitor_log_clients=address``, it is turned off
@@ -40,6 +42,8 @@ _IPV6 = (
 )
 _ADDRESS = re.compile(f"{_IPV4}|{_IPV6}")
 _KEEP = frozenset({"0.0.0.0", "::"})  # and the proxy's listen address
+_PRIVATE_KEY = re.compile(r"(PrivateKey\s*=\s*)[A-Za-z0-9+/]{42,43}=*")
+HIDDEN_KEY = r"\1(hidden: in the WireGuard key file)"
 
 
 class AddressScrubber(logging.Filter):
@@ -70,17 +74,17 @@ class AddressScrubber(logging.Filter):
         return self.name_of(str(ip))
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.mode == "address":
-            return True
         client = getattr(record, "client", None)
-        if client:
+        if client and self.mode != "address":
             # mitmproxy's formatter prints (host, port) as host:port
             record.client = (self.name_of(_unmapped(str(client[0]))), client[1])
         try:
             message = record.getMessage()
         except Exception:  # noqa: BLE001 - a bad format string is the logging module's to report
             return True
-        scrubbed = _ADDRESS.sub(self._replace, message)
+        scrubbed = _PRIVATE_KEY.sub(HIDDEN_KEY, message)
+        if self.mode != "address":
+            scrubbed = _ADDRESS.sub(self._replace, scrubbed)
         if scrubbed != message:
             record.msg, record.args = scrubbed, None
         return True

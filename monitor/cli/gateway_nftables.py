@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import shlex
+import shutil
+import subprocess
 from typing import TextIO
 
 import click
@@ -56,6 +58,13 @@ from monitor.gateway import nftables, workers
     "besides the gateway itself, so forwarded DNS is refused).",
 )
 @click.option("--out", type=click.File("w"), default="-", help="Where to write (default: stdout).")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Have nft check the ruleset against this host's kernel and tables (`nft --check`, "
+    "nothing is changed; needs root) and write it only when accepted; a rejected ruleset "
+    "exits with status 1, each error naming the ruleset line.",
+)
 def nftables_cmd(
     count: str,
     worker_port_base: int,
@@ -65,6 +74,7 @@ def nftables_cmd(
     device_nets: str,
     resolver: str,
     out: TextIO,
+    check: bool,
 ) -> None:
     """The nftables ruleset sending devices to the proxy workers, by a hash of their address."""
     try:
@@ -102,4 +112,28 @@ def nftables_cmd(
         )
     except ValueError as e:
         raise click.BadParameter(str(e)) from e
-    out.write(nftables.render_ruleset(spec))
+    ruleset = nftables.render_ruleset(spec)
+    if check:
+        check_ruleset(ruleset)
+    out.write(ruleset)
+
+
+def check_ruleset(ruleset: str) -> None:
+    """``nft --check`` on ``ruleset``; ClickException naming each rejected line."""
+    nft = shutil.which("nft") or shutil.which("nft", path="/usr/sbin:/sbin")
+    if nft is None:
+        raise click.ClickException("--check: nft not found (apt-get install nftables)")
+    try:
+        r = subprocess.run(
+            [nft, "--check", "--file", "-"],
+            input=ruleset,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise click.ClickException(f"--check: nft did not run: {e}") from e
+    if r.returncode != 0:
+        errors = nftables.explain_nft_errors(r.stderr, ruleset) or [f"nft exited {r.returncode}"]
+        raise click.ClickException("nft rejected the ruleset:\n  " + "\n  ".join(errors))

@@ -12,6 +12,7 @@ import click
 
 from monitor.cli._common import load_district
 from monitor.gateway import workers as workers_mod
+from monitor.gateway.failover import NftFailover
 
 
 def addon_script() -> Path:
@@ -33,7 +34,7 @@ def mitmdump_path() -> str:
 def proxy_argv(
     config: str,
     listen: str,
-    mode: str,
+    mode: str | tuple[str, ...],
     metrics: str,
     confdir: str,
     extra: tuple[str, ...],
@@ -51,9 +52,9 @@ def proxy_argv(
         "" if host == "*" else host or "127.0.0.1",
         "--listen-port",
         port,
-        "--mode",
-        mode,
     ]
+    for one in (mode,) if isinstance(mode, str) else mode:  # mitmproxy runs one server each
+        argv += ["--mode", one]
     for script in scripts:
         argv += ["-s", str(Path(script).resolve())]
     argv += [
@@ -99,9 +100,12 @@ def proxy_argv(
 )
 @click.option(
     "--mode",
-    default="regular",
+    "modes",
+    multiple=True,
+    default=("regular",),
     help="mitmproxy mode: regular (explicit proxy), transparent (gateway with nftables "
-    "redirect, see deploy/), wireguard[:CONF].",
+    "redirect, see deploy/), wireguard[:CONF][@PORT]. Repeatable without --workers: e.g. "
+    "one wireguard:FILE@PORT per device (each WireGuard server has one client key).",
 )
 @click.option(
     "--metrics",
@@ -136,6 +140,13 @@ def proxy_argv(
     help="The first worker's port (with --workers).",
 )
 @click.option(
+    "--nft-failover",
+    is_flag=True,
+    help="With --workers, on a gateway with the ruleset of `monitor gateway nftables` loaded "
+    "(needs CAP_NET_ADMIN): while a worker is down, send its devices to the next live worker "
+    "(its bucket in the map `workers`), and back when it listens again.",
+)
+@click.option(
     "--script",
     "scripts",
     multiple=True,
@@ -145,13 +156,14 @@ def proxy_argv(
 def proxy_cmd(
     config: str,
     listen: str,
-    mode: str,
+    modes: tuple[str, ...],
     metrics: str,
     confdir: str,
     extra: tuple[str, ...],
     verbose: bool,
     workers: str | None,
     worker_port_base: int,
+    nft_failover: bool,
     scripts: tuple[str, ...],
 ) -> None:
     """Run the proxy: selective interception, enforcement, metrics and incidents."""
@@ -165,6 +177,7 @@ def proxy_cmd(
     state = district.state_dir
     state.mkdir(parents=True, exist_ok=True)
     conf = confdir or str(state / "mitmproxy")
+    mode = modes[0] if len(modes) == 1 else ", ".join(modes)
     if count:
         sys.exit(
             run_workers(
@@ -179,10 +192,13 @@ def proxy_cmd(
                 verbose,
                 scripts,
                 worker_port_base,
+                nft_failover=nft_failover,
             )
         )
+    if nft_failover:
+        raise click.BadParameter("only with --workers", param_hint="--nft-failover")
     argv = proxy_argv(
-        str(district.config_dir), listen, mode, metrics, conf, extra, verbose, scripts
+        str(district.config_dir), listen, modes, metrics, conf, extra, verbose, scripts
     )
     click.echo(
         f"monitor: proxy on {listen} ({mode} mode), metrics on {metrics or 'off'}, "
@@ -214,6 +230,8 @@ def run_workers(
     verbose: bool,
     scripts: tuple[str, ...],
     port_base: int,
+    *,
+    nft_failover: bool = False,
 ) -> int:
     """Plan and check the workers' ports, then supervise them until a signal; the exit status."""
     if mode not in WORKER_MODES:
@@ -276,7 +294,16 @@ def run_workers(
         options = (*extra, f"monitor_instance={w.name}")
         return proxy_argv(config, w.listen, mode, w.metrics, conf, options, verbose, scripts)
 
-    supervisor = workers_mod.Supervisor(plan, argv_of, out=sys.stderr)
+    on_ready = None
+    if nft_failover:
+        failover = NftFailover(
+            [w.port for w in plan], lambda t: click.echo(f"monitor: {t}", err=True)
+        )
+        problem = failover.check()
+        if problem:
+            raise click.ClickException(f"--nft-failover: {problem}")
+        on_ready = failover.update
+    supervisor = workers_mod.Supervisor(plan, argv_of, out=sys.stderr, on_ready=on_ready)
     return supervisor.run()
 
 

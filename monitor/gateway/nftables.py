@@ -24,8 +24,12 @@ Two modes, matching ``monitor proxy --mode``:
 In both, a worker port is reachable through the redirect only (from outside the gateway): a
 device that connects to a worker port itself would bypass the hash.
 
-The sets and chains are declared, then the chains flushed and filled, so loading the file
-again replaces the rules and keeps the addresses the resolver has put in the sets. Pure: no
+The sets, the map and the chains are declared, then the chains and the map flushed and filled,
+so loading the file again replaces the rules and keeps the addresses the resolver has put in the
+sets. The rule keeps a device's hash bucket in the packet mark of a redirected connection's first
+packet (delivered locally, so no routing decision downstream sees it) to look it up in the map
+``workers``; with ``monitor proxy --nft-failover`` the supervisor points a dead worker's bucket
+at a live worker until it is back (:mod:`monitor.gateway.failover`). Pure: no
 I/O; the CLI is ``monitor gateway nftables``.
 """
 
@@ -38,6 +42,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 TABLE = "student_monitor"  # table inet student_monitor: the resolver's nftset= names it
+WORKER_MAP = "workers"  # hash bucket -> worker port; monitor proxy --nft-failover rewrites it
 SETS = ("catalogue4", "catalogue6")
 MODES = ("regular", "transparent")
 SEED = 0x5EED  # fixed: the same device maps to the same worker after a reload
@@ -150,9 +155,14 @@ def _set(items: Iterable[object]) -> str:
 
 
 def _worker_map(spec: RulesetSpec, family: str) -> str:
+    """The device's hash bucket (kept in the packet mark of the connection's first packet,
+    which the redirect delivers locally) looked up in the map ``workers``, which the
+    supervisor rewrites while a worker is down (:mod:`monitor.gateway.failover`)."""
     saddr = "ip saddr" if family == "ipv4" else "ip6 saddr"
-    pairs = ", ".join(f"{i} : {port}" for i, port in enumerate(spec.ports))
-    return f"redirect to : jhash {saddr} mod {spec.workers} seed {SEED:#x} map {{ {pairs} }}"
+    return (
+        f"meta mark set jhash {saddr} mod {spec.workers} seed {SEED:#x} "
+        f"redirect to : meta mark map @{WORKER_MAP}"
+    )
 
 
 def _devices(spec: RulesetSpec, family: str) -> str:
@@ -293,11 +303,25 @@ def render_ruleset(spec: RulesetSpec) -> str:
             "\t\ttype ipv6_addr; flags timeout;",
             "\t}",
         ]
+    out += [
+        "\t# hash bucket of a device's address -> its worker's port (see prerouting); while a",
+        "\t# worker is down, `monitor proxy --nft-failover` points its bucket at a live worker",
+        f"\tmap {WORKER_MAP} {{ type mark : inet_service; }}",
+    ]
     for name, (hook, _rules) in chains.items():
         out.append(f"\tchain {name} {{ {hook} }}")
     out.append("}")
     out += [f"flush chain inet {TABLE} {name}" for name in chains]
+    out.append(f"flush map inet {TABLE} {WORKER_MAP}")
     out.append(f"table inet {TABLE} {{")
+    pairs = ", ".join(f"{i} : {port}" for i, port in enumerate(spec.ports))
+    out += [
+        f"\tmap {WORKER_MAP} {{",
+        "\t\ttype mark : inet_service;",
+        f"\t\telements = {{ {pairs} }}",
+        "\t}",
+        "",
+    ]
     for i, (name, (_hook, rules)) in enumerate(chains.items()):
         if i:
             out.append("")
@@ -306,3 +330,44 @@ def render_ruleset(spec: RulesetSpec) -> str:
         out.append("\t}")
     out.append("}")
     return "\n".join(out) + "\n"
+
+
+# -- nft's verdict on a ruleset ---------------------------------------------------------------
+
+# nft's error lines: "/dev/stdin:18:6-15: Error: Could not process rule: File exists"
+_NFT_ERROR = re.compile(r"^(?:[^\n:]*):(\d+):(?:\d+)(?:-\d+)?: Error: (.+)$", re.M)
+_HINTS = (
+    (
+        re.compile(r"^\s*(set|chain) (\w+)"),
+        "File exists",
+        "the table inet {table} already holds a {kind} {name} declared differently (another "
+        "type, flags or hook, e.g. from an older ruleset): remove the table (`nft delete table "
+        "inet {table}`) and load again, then restart the resolver so that it refills the sets",
+    ),
+    (
+        re.compile(r"redirect|jhash|reject"),
+        "No such file or directory",
+        "this kernel lacks an nftables expression this line uses (modules nft_redirect and "
+        "nf_nat for redirect, nft_hash for jhash, nft_reject_inet for reject)",
+    ),
+)
+
+
+def explain_nft_errors(stderr: str, ruleset: str, source: str = "ruleset") -> list[str]:
+    """nft's complaints about ``ruleset`` (its stderr from ``nft -f``), one message per error,
+    each naming the ruleset line and quoting it, with what to do where the cause is known."""
+    lines = ruleset.splitlines()
+    out: list[str] = []
+    for m in _NFT_ERROR.finditer(stderr):
+        number, message = int(m.group(1)), m.group(2).strip()
+        text = lines[number - 1].strip() if 0 < number <= len(lines) else ""
+        explained = f"{source} line {number}: {message}" + (f": {text}" if text else "")
+        for pattern, needle, hint in _HINTS:
+            found = pattern.search(text)
+            if found and needle in message:
+                kind, name = (found.group(1), found.group(2)) if found.groups() else ("", "")
+                explained += " (" + hint.format(table=TABLE, kind=kind, name=name) + ")"
+        out.append(explained)
+    if not out and stderr.strip():
+        out.append(f"{source}: {stderr.strip()}")
+    return out

@@ -9,10 +9,12 @@ is a catalogue host:
 * the name is lowercased and loses one trailing dot; anything that is not a host name (an IP
   literal, a name with characters outside ``a-z 0-9 . _ -``, an empty label) is DIRECT;
 * an exact catalogue host goes to the proxy;
-* otherwise every label suffix of the name is looked up (``a.b.tiktok.com``, ``b.tiktok.com``,
-  ``tiktok.com``, ``com``: never substrings, so ``instanttelegram.com`` is not ``telegram.com``);
-  a shared CDN suffix (akamaized.net, …) anywhere among them makes it DIRECT, since under those
-  only exact hosts count; a catalogue suffix among them sends it to the proxy.
+* otherwise every label suffix of the name is looked up, longest first (``a.b.tiktok.com``,
+  ``b.tiktok.com``, ``tiktok.com``, ``com``: never substrings, so ``instanttelegram.com`` is not
+  ``telegram.com``); a catalogue suffix, or a label pattern anchored there that matches the
+  labels left of it, sends it to the proxy; a shared CDN suffix (akamaized.net, …) reached first
+  makes it DIRECT, since nothing above it counts, unless the CDN embeds its customers' host
+  names (``www.pinterest.com.edgekey.net``) and the name inside is a catalogue host.
 
 A catalogue host gets ``PROXY host:port`` with no ``DIRECT`` fallback: if the proxy is down,
 those sites fail instead of going around the monitor (fail closed), and the rest of the web
@@ -25,7 +27,7 @@ from __future__ import annotations
 import json
 import re
 
-from monitor.platforms.catalogue import Catalogue
+from monitor.platforms.catalogue import Catalogue, pattern_regex
 from monitor.yamlfile import shorten
 
 MEDIA_TYPE = "application/x-ns-proxy-autoconfig"
@@ -73,10 +75,21 @@ def pac_names(catalogue: Catalogue) -> tuple[list[str], dict[str, int]]:
     return hosts, dict(sorted(suffixes.items()))
 
 
+def pac_patterns(catalogue: Catalogue) -> list[tuple[str, str]]:
+    """The catalogue's label patterns, sorted, each as (anchor: the written-out suffix it hangs
+    under, a JavaScript regular expression over the labels left of the anchor)."""
+    return sorted(
+        (anchor, f"^{regex}$")
+        for platform in catalogue
+        for anchor, regex, _ in map(pattern_regex, platform.patterns)
+    )
+
+
 def render_pac(catalogue: Catalogue, proxy: str, *, generated: str = "") -> str:
     """The PAC file sending catalogue hosts to ``proxy`` (``host:port``, see
     :func:`parse_proxy_address`)."""
     hosts, suffixes = pac_names(catalogue)
+    patterns = pac_patterns(catalogue)
     n_cdn = sum(1 for k in suffixes.values() if k == _CDN)
     when = f" on {generated}" if generated else ""
     return f"""// Proxy auto-config of the student activity monitor, generated from the platform
@@ -89,7 +102,16 @@ var HOSTS = {_table({h: 1 for h in hosts})};
 // {len(suffixes) - n_cdn} catalogue suffixes (1: the name and every subdomain) and {n_cdn} shared
 // CDN suffixes (0: under them, only the exact hosts above count)
 var SUFFIXES = {_table(suffixes)};
+// {len(patterns)} label patterns: [anchor, expression the labels left of the anchor must match]
+var PATTERN_LIST = {json.dumps(patterns, separators=(",", ":"))};
+// shared CDN suffixes whose names embed the customer's host name (www.x.com.edgekey.net)
+var EMBEDDING = {_table({e: 1 for e in sorted(catalogue.embedding_cdn_suffixes)})};
 var HAS = Object.prototype.hasOwnProperty;
+var PATTERNS = {{}};
+for (var p = 0; p < PATTERN_LIST.length; p++) {{
+  if (!HAS.call(PATTERNS, PATTERN_LIST[p][0])) PATTERNS[PATTERN_LIST[p][0]] = [];
+  PATTERNS[PATTERN_LIST[p][0]].push(new RegExp(PATTERN_LIST[p][1]));
+}}
 var HOSTNAME = /^[a-z0-9_-]+(\\.[a-z0-9_-]+)*$/;
 var DIGITS = /^[0-9]+$/;
 
@@ -99,19 +121,33 @@ function FindProxyForURL(url, host) {{
   // IP literals (v6 has ':', v4 ends in digits) and anything else that is no host name
   if (host.length > 253 || !HOSTNAME.test(host)) return "DIRECT";
   if (DIGITS.test(host.substring(host.lastIndexOf(".") + 1))) return "DIRECT";
-  if (HAS.call(HOSTS, host)) return PROXY;
-  var found = false;
+  return isCatalogue(host) ? PROXY : "DIRECT";
+}}
+
+function isCatalogue(host) {{
+  if (HAS.call(HOSTS, host)) return true;
   var name = host;
   while (true) {{
+    if (HAS.call(PATTERNS, name) && name.length < host.length) {{
+      var left = host.substring(0, host.length - name.length - 1);
+      for (var i = 0; i < PATTERNS[name].length; i++) {{
+        if (PATTERNS[name][i].test(left)) return true;
+      }}
+    }}
     if (HAS.call(SUFFIXES, name)) {{
-      if (SUFFIXES[name] == 0) return "DIRECT";
-      found = true;
+      if (SUFFIXES[name] == 1) return true;
+      // a shared CDN suffix: nothing above it counts, but a name it embeds may
+      if (HAS.call(EMBEDDING, name) && name.length < host.length) {{
+        var inner = host.substring(0, host.length - name.length - 1);
+        if (inner.indexOf(".") > 0) return isCatalogue(inner);
+      }}
+      return false;
     }}
     var dot = name.indexOf(".");
     if (dot < 0) break;
     name = name.substring(dot + 1);
   }}
-  return found ? PROXY : "DIRECT";
+  return false;
 }}
 """
 

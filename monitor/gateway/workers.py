@@ -340,8 +340,12 @@ class Supervisor:
         policy: RestartPolicy = RestartPolicy(),
         env: Mapping[str, str] | None = None,
         cwd: str | None = None,
+        on_ready: Callable[[list[bool]], object] | None = None,
     ) -> None:
         self.slots = [_Slot(w, argv_of(w)) for w in workers]
+        # called with every worker's readiness whenever it changes (nftables failover)
+        self.on_ready = on_ready
+        self._last_ready: list[bool] | None = None
         self.out = out
         self.policy = policy
         self.env = dict(env if env is not None else os.environ, PYTHONUNBUFFERED="1")
@@ -478,6 +482,14 @@ class Supervisor:
             self._stop.wait(self.policy.tick)
         return False
 
+    def _ready_changed(self) -> None:
+        if self.on_ready is None:
+            return
+        state = [s.ready for s in self.slots]
+        if state != self._last_ready:
+            self._last_ready = state
+            self.on_ready(state)
+
     def stop_all(self) -> None:
         running = [s for s in self.slots if s.proc is not None and s.proc.poll() is None]
         for slot in running:
@@ -538,6 +550,7 @@ class Supervisor:
                     self._tick_sockets = None
                     for slot in self.slots:
                         self._poll(slot, starting=False)
+                    self._ready_changed()
                     self._stop.wait(self.policy.tick)
             except WorkerFailed as e:
                 self.say(str(e))

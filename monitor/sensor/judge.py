@@ -29,12 +29,20 @@ Choices, and why:
   decisions over QUIC (YouTube's restricted mode headers cannot be injected there) are counted
   with decision ``restrict`` but raise no incident.
 
+Beside a transparent proxy (``monitor sensor --transparent-gateway``, the sensor on the
+gateway's client-side interface) the proxy decides and records what the ruleset redirects to
+it; the sensor sees the same connections, and the DNS lookups before them. Those are reported
+but left to the proxy (``Judge.leave_to_proxy``), so one visit is one event: only what skipped
+the proxy (QUIC, a connection to an address the resolver never put in the catalogue sets) is
+counted and recorded here.
+
 Privacy: output and incidents carry the keyed pseudonym (``incidents.pseudonym``), never a
 name or roster id; host names are the sensor's escaped ones, normalised before use.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from monitor.district import District
@@ -99,6 +107,9 @@ class Judge:
         self.district = district
         self.key = key
         self.log = log
+        #: observations the proxy decides and records itself (see the module docstring):
+        #: judged and reported, but not counted or recorded here
+        self.leave_to_proxy: Callable[[Observation], bool] | None = None
 
     def judge(self, obs: Observation) -> Verdict:
         """The verdict for one observation (pure: nothing is recorded)."""
@@ -152,5 +163,24 @@ class Judge:
     def __call__(self, obs: Observation) -> Verdict:
         """Judge and record one observation."""
         verdict = self.judge(obs)
+        if verdict.judged and self.leave_to_proxy is not None and self.leave_to_proxy(obs):
+            return verdict
         self.record(obs, verdict)
         return verdict
+
+
+def redirected_to_proxy(in_catalogue_sets: Callable[[str], bool]) -> Callable[[Observation], bool]:
+    """What a transparent gateway hands to its proxy: a DNS lookup (the connection that
+    follows is judged where it goes), and TCP 80 or 443 to an address in the catalogue sets
+    (``in_catalogue_sets``), which the ruleset redirects."""
+
+    def redirected(obs: Observation) -> bool:
+        if obs.protocol == "dns":
+            return True
+        return (
+            obs.transport == "tcp"
+            and obs.server_port in (80, 443)
+            and in_catalogue_sets(obs.server)
+        )
+
+    return redirected

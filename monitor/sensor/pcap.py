@@ -18,6 +18,12 @@ from monitor.sensor.pipeline import Classify, Sensor
 
 __all__ = ["BPF_FILTER", "Frame", "observe_pcap", "packet_handler", "read_frames", "sniff_live"]
 
+#: The capture socket's receive buffer (bytes): scapy asks for 64 KiB, about a hundred
+#: packets, which a busy machine overruns in a scheduling hiccup (bench/bench_sensor_live.py:
+#: 0.6% of 5,000 packets/s dropped with it, none with this). Root may exceed net.core.rmem_max.
+CAPTURE_BUFFER = 8 * 1024 * 1024
+SO_RCVBUFFORCE = 33  # <asm-generic/socket.h>; Python's socket module does not name it
+
 #: Kernel filter for live capture: the traffic the parsers read, nothing else. DNS answers
 #: (source port 53) are read too: they name the host when the query was not captured.
 BPF_FILTER = "udp port 53 or tcp port 53 or tcp port 443 or tcp port 853 or udp port 443"
@@ -93,6 +99,7 @@ def sniff_live(
         sock = conf.L2listen(iface=iface, filter=bpf)
     except Scapy_Exception as e:  # e.g. no libpcap to compile the filter
         raise OSError(f"{iface}: {e} (install libpcap: apt-get install libpcap0.8)") from e
+    _grow_buffer(sock)
     deadline = None if timeout is None else time.monotonic() + timeout
     seen = 0
     try:
@@ -116,3 +123,18 @@ def sniff_live(
     finally:
         sock.close()
     return sensor
+
+
+def _grow_buffer(sock: Any) -> None:
+    """Give the capture socket CAPTURE_BUFFER bytes of queue (as far as allowed)."""
+    import socket
+
+    raw = getattr(sock, "ins", None)
+    if not isinstance(raw, socket.socket):
+        return
+    for option in (SO_RCVBUFFORCE, socket.SO_RCVBUF):  # beyond rmem_max needs CAP_NET_ADMIN
+        try:
+            raw.setsockopt(socket.SOL_SOCKET, option, CAPTURE_BUFFER)
+            return
+        except OSError:
+            continue

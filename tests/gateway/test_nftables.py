@@ -46,9 +46,13 @@ def test_regular_mode_hashes_the_source_address_over_the_worker_ports() -> None:
     assert "define PROXY_PORT = 3128" in text
     for fam in ("ip", "ip6"):
         assert (
-            f"tcp dport $PROXY_PORT redirect to : jhash {fam} saddr mod 3 seed 0x5eed "
-            "map { 0 : 13128, 1 : 13129, 2 : 13130 }"
+            f"tcp dport $PROXY_PORT meta mark set jhash {fam} saddr mod 3 seed 0x5eed "
+            "redirect to : meta mark map @workers"
         ) in text
+    # the bucket -> port map, declared, flushed and filled (a reload resets any failover)
+    assert "\tmap workers { type mark : inet_service; }" in text
+    assert "flush map inet student_monitor workers\n" in text
+    assert "elements = { 0 : 13128, 1 : 13129, 2 : 13130 }" in text
     assert "table inet student_monitor {" in text
     assert "catalogue4" not in text  # no sets, no forward rules in regular mode
     assert "chain forward" not in text
@@ -67,9 +71,12 @@ def test_transparent_mode_redirects_catalogue_addresses_and_refuses_quic_dns_and
     assert "set catalogue6 {\n\t\ttype ipv6_addr; flags timeout;" in text
     assert (
         "iifname $LAN_IF ip saddr $DEVICE_NETS4 ip daddr @catalogue4 tcp dport { 80, 443 } "
-        "redirect to : jhash ip saddr mod 2 seed 0x5eed map { 0 : 13128, 1 : 13129 }"
+        "meta mark set jhash ip saddr mod 2 seed 0x5eed redirect to : meta mark map @workers"
     ) in text
-    assert "ip6 daddr @catalogue6 tcp dport { 80, 443 } redirect to : jhash ip6 saddr" in text
+    assert "elements = { 0 : 13128, 1 : 13129 }" in text
+    assert (
+        "ip6 daddr @catalogue6 tcp dport { 80, 443 } meta mark set jhash ip6 saddr mod 2"
+    ) in text
     assert "ip saddr $DEVICE_NETS4 udp dport 443 counter reject" in text
     assert "ip daddr != $RESOLVER4 meta l4proto { tcp, udp } th dport 53 counter reject" in text
     assert "ip6 daddr != $RESOLVER6 meta l4proto { tcp, udp } th dport 53" in text

@@ -68,7 +68,7 @@ def district_for_namespaces(base: Path) -> Path:
     assert len(extra) == 2, "the example district's demo addresses changed"
     at = next(i for i, line in enumerate(lines) if line.startswith("addresses:"))
     path.write_text("\n".join([*lines[: at + 1], *extra, *lines[at + 1 :]]) + "\n")
-    assert "127.0.0." not in path.read_text()
+    assert "cidr: 127.0.0." not in path.read_text()  # every demo address moved
     return district
 
 
