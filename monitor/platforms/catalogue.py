@@ -2,9 +2,10 @@
 
 The shipped catalogue lives in ``monitor/platforms/data/catalogue.yaml``. A district may extend
 it with a file of its own, merged over the shipped one: an entry whose id is already shipped adds
-to its lists (suffixes, hosts, page_hosts, media_hosts, activities) and replaces the scalar
-fields it names; a new id adds a platform. Both files are validated together and rejected whole
-on the first error.
+to its lists (suffixes, hosts, page_hosts, media_hosts, activities, read_only) and replaces
+the scalar fields it names (unknown_write among them); a new id adds a platform. Both files are
+validated together and rejected whole on the first error. The names of the pinned v2fly
+snapshot (``monitor/platforms/v2fly.py``) are merged last, where the curation leaves them free.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from monitor.platforms import v2fly
 from monitor.yamlfile import ConfigError, LineDict, LineList, load_yaml, shorten, validate
 
 CATEGORIES = ("social", "video", "messaging", "social_gaming", "kids", "forum", "ai_chat", "bypass")
@@ -26,6 +28,9 @@ Category = Literal[
 ]
 ACTIVITIES = ("view", "post", "upload", "message", "login", "stream", "live", "embed")
 Activity = Literal["view", "post", "upload", "message", "login", "stream", "live", "embed"]
+# what a write (POST, PUT, PATCH, DELETE) that no rule names is taken to be: never a view
+WriteActivity = Literal["post", "upload", "message", "login", "live"]
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 BypassKind = Literal["doh", "vpn", "proxy", "tor"]
 METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "*"}
 
@@ -35,6 +40,45 @@ _LABEL_RE = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 
 def shipped_path() -> Path:
     return Path(str(resources.files("monitor.platforms") / "data" / "catalogue.yaml"))
+
+
+_PATTERN_LABEL_RE = re.compile(r"^(?:\*|[a-z0-9_*-]{1,63})$")
+
+
+def check_pattern(value: str) -> str:
+    """Validate a host pattern: labels separated by dots, ``*`` standing for one whole label or
+    for part of one (``scontent-*``), and the last two labels written out (the anchor)."""
+    pat = value.strip().lower().rstrip(".")
+    labels = pat.split(".")
+    if len(labels) < 3 or "*" not in pat:
+        raise ValueError(
+            f"'{shorten(value)}' is not a pattern: use '*' in a label left of two written-out "
+            "labels (a name without '*' goes in 'suffixes' or 'hosts')"
+        )
+    if any("*" in label for label in labels[-2:]):
+        raise ValueError(f"'{shorten(value)}': the last two labels must be written out")
+    for label in labels:
+        if not _PATTERN_LABEL_RE.match(label) or "**" in label:
+            raise ValueError(f"'{shorten(value)}' has an invalid label '{shorten(label)}'")
+    anchor = labels[max(i for i, label in enumerate(labels) if "*" in label) + 1 :]
+    check_hostname(".".join(anchor))
+    return pat
+
+
+def pattern_regex(pattern: str) -> tuple[str, str, int]:
+    """(anchor, regex, labels): the written-out suffix a pattern hangs under, a regex for the
+    labels left of it (matched against the host's labels left of the anchor, its subdomains
+    included) and the pattern's number of labels."""
+    labels = pattern.split(".")
+    last_wild = max(i for i, label in enumerate(labels) if "*" in label)
+    anchor = ".".join(labels[last_wild + 1 :])
+    parts = []
+    for label in labels[: last_wild + 1]:
+        if label == "*":
+            parts.append("[a-z0-9_-]+")
+        else:
+            parts.append("[a-z0-9_-]*".join(re.escape(x) for x in label.split("*")))
+    return anchor, r"(?:.+\.)?" + r"\.".join(parts), len(labels)
 
 
 def check_hostname(value: str, *, wildcard: bool = False) -> str:
@@ -58,14 +102,17 @@ def check_hostname(value: str, *, wildcard: bool = False) -> str:
     return host
 
 
-class ActivityRuleModel(BaseModel):
+class _RequestMatchModel(BaseModel):
+    """What a catalogue rule matches in a request: method, path, host, content type and the
+    GraphQL operation a request names in its headers (all optional, all must match)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    activity: Activity
     method: str | list[str] = "*"
     path: str = ""
     hosts: list[str] = Field(default_factory=list)
     content_type: str = ""
+    operation: str = ""  # regex on the operation name (X-FB-Friendly-Name and the like)
     note: str = ""
 
     @field_validator("method")
@@ -76,7 +123,7 @@ class ActivityRuleModel(BaseModel):
                 raise ValueError(f"unknown HTTP method '{shorten(m)}'")
         return v
 
-    @field_validator("path")
+    @field_validator("path", "operation")
     @classmethod
     def _path(cls, v: str) -> str:
         try:
@@ -89,6 +136,23 @@ class ActivityRuleModel(BaseModel):
     @classmethod
     def _hosts(cls, v: list[str]) -> list[str]:
         return [check_hostname(h, wildcard=True) for h in v]
+
+
+class ActivityRuleModel(_RequestMatchModel):
+    activity: Activity
+
+
+class ReadOnlyModel(_RequestMatchModel):
+    """A write-method request that only reads (a GraphQL query sent by POST, an InnerTube
+    browse): a ``view``. It needs a path or an operation, so that no entry covers a whole host."""
+
+    method: str | list[str] = "POST"
+
+    @model_validator(mode="after")
+    def _narrow(self) -> ReadOnlyModel:
+        if not self.path and not self.operation:
+            raise ValueError("a read-only entry needs a 'path' or an 'operation'")
+        return self
 
 
 class PlatformModel(BaseModel):
@@ -105,7 +169,10 @@ class PlatformModel(BaseModel):
     hosts: list[str] = Field(default_factory=list)
     page_hosts: list[str] = Field(default_factory=list)
     media_hosts: list[str] = Field(default_factory=list)
+    patterns: list[str] = Field(default_factory=list)
     activities: list[ActivityRuleModel] = Field(default_factory=list)
+    unknown_write: WriteActivity = "post"
+    read_only: list[ReadOnlyModel] = Field(default_factory=list)
     notes: str = ""
 
     @field_validator("id")
@@ -125,6 +192,11 @@ class PlatformModel(BaseModel):
     def _page_hosts(cls, v: list[str]) -> list[str]:
         return [check_hostname(h, wildcard=True) for h in v]
 
+    @field_validator("patterns")
+    @classmethod
+    def _patterns(cls, v: list[str]) -> list[str]:
+        return [check_pattern(h) for h in v]
+
 
 class PlatformPatch(BaseModel):
     """An entry in a district's own catalogue file: every field but id is optional."""
@@ -142,8 +214,16 @@ class PlatformPatch(BaseModel):
     hosts: list[str] = Field(default_factory=list)
     page_hosts: list[str] = Field(default_factory=list)
     media_hosts: list[str] = Field(default_factory=list)
+    patterns: list[str] = Field(default_factory=list)
     activities: list[ActivityRuleModel] = Field(default_factory=list)
+    unknown_write: WriteActivity | None = None
+    read_only: list[ReadOnlyModel] = Field(default_factory=list)
     notes: str | None = None
+
+    @field_validator("patterns")
+    @classmethod
+    def _patterns(cls, v: list[str]) -> list[str]:
+        return [check_pattern(h) for h in v]
 
 
 class CatalogueFileModel(BaseModel):
@@ -151,10 +231,11 @@ class CatalogueFileModel(BaseModel):
 
     version: int = 1
     shared_cdn_suffixes: list[str] = Field(default_factory=list)
+    embedding_cdn_suffixes: list[str] = Field(default_factory=list)
     platforms: list[Any] = Field(default_factory=list)
     bypass: list[Any] = Field(default_factory=list)
 
-    @field_validator("shared_cdn_suffixes")
+    @field_validator("shared_cdn_suffixes", "embedding_cdn_suffixes")
     @classmethod
     def _cdn(cls, v: list[str]) -> list[str]:
         return [check_hostname(h) for h in v]
@@ -168,19 +249,110 @@ class ActivityRule:
     hosts: frozenset[str]  # exact names; '*.x' entries are kept in host_suffixes
     host_suffixes: tuple[str, ...]
     content_type: str
+    operation: re.Pattern[str] | None = None
 
-    def matches(self, method: str, host: str, path: str, content_type: str) -> bool:
+    def matches(
+        self, method: str, host: str, path: str, content_type: str, operation: str = ""
+    ) -> bool:
+        return self.applies_to(method, host) and self.matches_request(path, content_type, operation)
+
+    def applies_to(self, method: str, host: str) -> bool:
+        """Whether the rule can match a request of ``method`` to ``host``."""
         if self.methods and method not in self.methods:
             return False
         if self.hosts or self.host_suffixes:
-            if host not in self.hosts and not any(host.endswith(s) for s in self.host_suffixes):
-                return False
+            return host in self.hosts or host.endswith(self.host_suffixes)
+        return True
+
+    def matches_request(self, path: str, content_type: str, operation: str = "") -> bool:
+        """The rest of the match, once ``applies_to`` holds: content type, operation, path."""
         if self.content_type and not content_type.lower().startswith(self.content_type):
+            return False
+        if self.operation is not None and self.operation.search(operation) is None:
             return False
         return self.path is None or self.path.search(path) is not None
 
 
+_BACKREF = re.compile(r"\\[1-9]|\(\?P=")
+
+
+def _anchored(pattern: str) -> bool:
+    """Whether every top-level branch of ``pattern`` starts with '^' (then it can only match
+    at the start, and need not be searched for)."""
+    branches, depth, start, i, in_class = [], 0, 0, 0, False
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            in_class = True
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "|" and depth == 0:
+            branches.append(pattern[start:i])
+            start = i + 1
+        i += 1
+    branches.append(pattern[start:])
+    return all(b.startswith("^") for b in branches)
+
+
+def _combined(rules: tuple[ActivityRule, ...]) -> re.Pattern[str] | None:
+    """One regex whose first matching alternative is the first rule whose path matches (each
+    alternative searches from the start, as ``re.search`` does). None when a path cannot be
+    joined (named groups, backreferences, flags other than a leading ``(?i)``)."""
+    parts = []
+    for i, r in enumerate(rules):
+        body = ""
+        if r.path is not None:
+            pat, flags = r.path.pattern, r.path.flags & ~re.UNICODE
+            if r.path.groupindex or _BACKREF.search(pat):
+                return None
+            if flags == re.IGNORECASE and pat.startswith("(?i)"):
+                pat = f"(?i:{pat[4:]})"
+            elif flags:
+                return None
+            body = f"(?=(?:{pat}))" if _anchored(pat) else f"(?=(?s:.*?)(?:{pat}))"
+        parts.append(f"{body}(?P<r{i}>)")
+    try:
+        return re.compile("|".join(parts))
+    except re.error:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    """Rules tried in catalogue order; their paths are joined into one compiled regex, so that
+    one match finds the first rule whose path fits and only its other conditions are checked."""
+
+    rules: tuple[ActivityRule, ...]
+    combined: re.Pattern[str] | None
+
+    @classmethod
+    def of(cls, rules: tuple[ActivityRule, ...]) -> RuleSet:
+        return cls(rules, _combined(rules) if len(rules) > 1 else None)
+
+    def first(self, path: str, content_type: str, operation: str = "") -> ActivityRule | None:
+        """The first rule that matches the request (its method and host already apply)."""
+        start = 0
+        if self.combined is not None:
+            m = self.combined.match(path)
+            if m is None or m.lastgroup is None:
+                return None
+            start = int(m.lastgroup[1:])
+        for r in self.rules[start:]:
+            if r.matches_request(path, content_type, operation):
+                return r
+        return None
+
+
 _MEDIA_ACTIVITIES = frozenset({"view", "embed", "stream"})
+_PASSIVE = frozenset({"view", "stream", "embed"})  # what a write never is
+_RULE_CACHE = 4096  # (method, host) pairs per platform
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +372,47 @@ class Platform:
     notes: str = ""
     media_hosts: frozenset[str] = frozenset()
     media_suffixes: tuple[str, ...] = ()  # from '*.example.com' media host entries
+    patterns: tuple[str, ...] = ()  # label patterns ('instagram.*.fna.fbcdn.net')
+    unknown_write: str = "post"  # a write that no rule names: never a view
+    read_only: tuple[ActivityRule, ...] = ()  # writes by method that only read: views
+    # whether any rule reads the request's Content-Type or GraphQL operation header (the
+    # headers are looked up only then, and for writes)
+    reads_headers: bool = field(default=False, init=False, compare=False, repr=False)
+    # (method, host) → the rules and read-only entries that can match there (bounded)
+    rule_cache: dict[tuple[str, str], tuple[RuleSet, RuleSet]] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
+
+    def __post_init__(self) -> None:
+        rules = self.activities + self.read_only
+        if any(r.content_type or r.operation is not None for r in rules):
+            object.__setattr__(self, "reads_headers", True)
+
+    def rules_for(self, method: str, host: str) -> tuple[RuleSet, RuleSet]:
+        """The activity rules, then the read-only entries, that can match a request of
+        ``method`` (upper case) to ``host``, in catalogue order. A write is never a view or a
+        stream, so rules for those are left out for writes, and read-only entries for reads.
+        Cached per method and host; the cache is emptied when it reaches _RULE_CACHE names."""
+        key = (method, host)
+        hit = self.rule_cache.get(key)
+        if hit is None:
+            write = method in WRITE_METHODS
+            hit = (
+                RuleSet.of(
+                    tuple(
+                        r
+                        for r in self.activities
+                        if r.applies_to(method, host) and not (write and r.activity in _PASSIVE)
+                    )
+                ),
+                RuleSet.of(
+                    tuple(r for r in self.read_only if write and r.applies_to(method, host))
+                ),
+            )
+            if len(self.rule_cache) >= _RULE_CACHE:
+                self.rule_cache.clear()
+            self.rule_cache[key] = hit
+        return hit
 
     @property
     def is_bypass(self) -> bool:
@@ -241,18 +454,19 @@ class Platform:
         return _MEDIA_ACTIVITIES | named
 
 
-def _rule(m: ActivityRuleModel) -> ActivityRule:
+def _rule(m: _RequestMatchModel, activity: str) -> ActivityRule:
     methods = [m.method] if isinstance(m.method, str) else m.method
     mset = frozenset(x.upper() for x in methods if x != "*")
     exact = frozenset(h for h in m.hosts if not h.startswith("*."))
     wild = tuple(h[1:] for h in m.hosts if h.startswith("*."))
     return ActivityRule(
-        activity=m.activity,
+        activity=activity,
         methods=mset,
         path=re.compile(m.path) if m.path else None,
         hosts=exact,
         host_suffixes=wild,
         content_type=m.content_type.lower(),
+        operation=re.compile(m.operation) if m.operation else None,
     )
 
 
@@ -269,10 +483,13 @@ def _platform(m: PlatformModel) -> Platform:
         hosts=tuple(dict.fromkeys(m.hosts)),
         page_hosts=frozenset(h for h in m.page_hosts if not h.startswith("*.")),
         page_suffixes=tuple(h[1:] for h in m.page_hosts if h.startswith("*.")),
-        activities=tuple(_rule(r) for r in m.activities),
+        activities=tuple(_rule(r, r.activity) for r in m.activities),
         notes=m.notes,
         media_hosts=frozenset(h for h in m.media_hosts if not h.startswith("*.")),
         media_suffixes=tuple(h[1:] for h in m.media_hosts if h.startswith("*.")),
+        patterns=tuple(dict.fromkeys(m.patterns)),
+        unknown_write=m.unknown_write,
+        read_only=tuple(_rule(r, "view") for r in m.read_only),
     )
 
 
@@ -283,6 +500,11 @@ class Catalogue:
     platforms: dict[str, Platform]
     shared_cdn_suffixes: frozenset[str]
     sources: tuple[str, ...] = ()
+    # the names merged from the v2fly snapshot (name → platform id) and its source commit
+    imported: dict[str, str] = field(default_factory=dict)
+    imported_commit: str = ""
+    # shared CDN suffixes whose edge names embed the customer's host name (x.com.edgekey.net)
+    embedding_cdn_suffixes: frozenset[str] = frozenset()
 
     def __iter__(self) -> Iterator[Platform]:
         return iter(self.platforms.values())
@@ -342,8 +564,16 @@ def _merge(base: dict[str, Any], patch: PlatformPatch) -> dict[str, Any]:
     return out
 
 
-def load(extra: Iterable[str | Path] = (), *, shipped: str | Path | None = None) -> Catalogue:
-    """Load the shipped catalogue and merge each extra file over it, validating everything.
+def load(
+    extra: Iterable[str | Path] = (),
+    *,
+    shipped: str | Path | None = None,
+    imported: str | Path | bool | None = None,
+) -> Catalogue:
+    """Load the shipped catalogue and merge each extra file over it, validating everything;
+    then add the names of the v2fly snapshot that the curation leaves free (``imported``: a
+    snapshot file, True for the packaged one, False for none; by default the packaged one
+    with the packaged catalogue only).
 
     Raises ConfigError naming file, line, entry and field on the first problem.
     """
@@ -353,9 +583,20 @@ def load(extra: Iterable[str | Path] = (), *, shipped: str | Path | None = None)
     origin: dict[str, tuple[str, int, str]] = {}
     patched: dict[str, tuple[str, int, str]] = {}  # the last district entry that extended an id
     cdn: set[str] = set()
+    embedding: set[str] = set()
     for n, path in enumerate(files):
         raw = _read_file(path)
-        cdn.update(CatalogueFileModel.model_validate(raw).shared_cdn_suffixes)
+        file_model = CatalogueFileModel.model_validate(raw)
+        cdn.update(file_model.shared_cdn_suffixes)
+        for e in file_model.embedding_cdn_suffixes:
+            if e not in cdn:
+                raise ConfigError(
+                    path,
+                    raw.key_lines.get("embedding_cdn_suffixes"),
+                    "field 'embedding_cdn_suffixes'",
+                    f"'{e}' is not one of the shared CDN suffixes",
+                )
+            embedding.add(e)
         for section in ("platforms", "bypass"):
             for entry, line, where in _section(raw, path, section):
                 if not isinstance(entry, dict):
@@ -393,13 +634,56 @@ def load(extra: Iterable[str | Path] = (), *, shipped: str | Path | None = None)
                 entries[model.id] = model.model_dump()
                 origin[model.id] = (path, line, where)
 
+    if imported is None:
+        imported = shipped is None
+    names: dict[str, str] = {}
+    commit = ""
+    if imported is not False:
+        snapshot = v2fly.load_snapshot(None if imported is True else imported)
+        commit = snapshot.source.commit
+        names = _merge_imported(entries, frozenset(cdn), snapshot)
+        if names:
+            files.append(str(v2fly.shipped_snapshot() if imported is True else imported))
+
     platforms = {pid: _platform(PlatformModel.model_validate(e)) for pid, e in entries.items()}
     _check_conflicts(platforms, frozenset(cdn), origin, files[-1])
     exact = {h: p.id for p in platforms.values() for h in p.hosts}
     suffix = {s: p.id for p in platforms.values() for s in p.suffixes}
     for p in platforms.values():
         _check_media_hosts(p, (exact, suffix, frozenset(cdn)), patched.get(p.id) or origin[p.id])
-    return Catalogue(platforms=platforms, shared_cdn_suffixes=frozenset(cdn), sources=tuple(files))
+    return Catalogue(
+        platforms=platforms,
+        shared_cdn_suffixes=frozenset(cdn),
+        sources=tuple(files),
+        imported=names,
+        imported_commit=commit,
+        embedding_cdn_suffixes=frozenset(embedding),
+    )
+
+
+def _merge_imported(
+    entries: dict[str, dict[str, Any]], cdn: frozenset[str], snapshot: v2fly.SnapshotModel
+) -> dict[str, str]:
+    """Add the snapshot's names to the curated entries where the curation leaves them free:
+    never a shared CDN suffix, never a name the curation already attributes (to this platform
+    or another: exact host first, then the deepest suffix, as the classifier does; a curated
+    exact host stays exact). Returns the names added (name → platform id)."""
+    hosts = {h: pid for pid, e in entries.items() for h in e.get("hosts", [])}
+    suffixes = {s: pid for pid, e in entries.items() for s in e.get("suffixes", [])}
+    added: dict[str, str] = {}
+    for pid, entry in snapshot.platforms.items():
+        target = entries.get(pid)
+        if target is None:
+            continue  # a platform the curation does not have (or a district removed)
+        for kind, names in (("suffixes", entry.suffixes), ("hosts", entry.hosts)):
+            for name in names:
+                # a name the curation lists as an exact host stays exact (no subdomains)
+                if name in cdn or _owner_of(name, (hosts, suffixes, cdn), exact=True):
+                    continue
+                target[kind] = [*target.get(kind, []), name]
+                (suffixes if kind == "suffixes" else hosts)[name] = pid
+                added[name] = pid
+    return added
 
 
 def _check_conflicts(
@@ -433,15 +717,6 @@ def _check_conflicts(
                     f"{w}: field 'suffixes'",
                     f"'{s}' is a shared CDN suffix; list the platform's exact hosts under it",
                 )
-            for c in cdn:
-                if s.endswith("." + c):
-                    f, line, w = where(p.id)
-                    raise ConfigError(
-                        f,
-                        line,
-                        f"{w}: field 'suffixes'",
-                        f"'{s}' lies under the shared CDN suffix '{c}': only exact hosts count",
-                    )
             if s in suffix_owner and suffix_owner[s] != p.id:
                 f, line, w = where(p.id)
                 raise ConfigError(
@@ -451,6 +726,17 @@ def _check_conflicts(
                     f"suffix '{s}' is already claimed by '{suffix_owner[s]}'",
                 )
             suffix_owner[s] = p.id
+        for pat in p.patterns:
+            anchor, _, _ = pattern_regex(pat)
+            if anchor in cdn and pat[: -len(anchor) - 1].rsplit(".", 1)[-1] == "*":
+                f, line, w = where(p.id)
+                raise ConfigError(
+                    f,
+                    line,
+                    f"{w}: field 'patterns'",
+                    f"'{pat}' would claim every name under the shared CDN suffix '{anchor}': "
+                    f"write part of the label ('{p.id}-*.{anchor}')",
+                )
     for h, pid in exact_owner.items():
         if suffix_owner.get(h, pid) != pid:
             f, line, w = where(pid)
@@ -468,7 +754,8 @@ _Owners = tuple[dict[str, str], dict[str, str], frozenset[str]]
 
 def _owner_of(host: str, owners: _Owners, *, exact: bool) -> str | None:
     """The platform ``host`` belongs to, as the classifier finds it (an exact host first when
-    ``exact``, then the deepest suffix on a label boundary; None under a shared CDN suffix)."""
+    ``exact``, then the deepest suffix on a label boundary; under a shared CDN suffix only a
+    suffix below it counts: a platform's own name under shared infrastructure)."""
     hosts, suffixes, cdn = owners
     if exact and host in hosts:
         return hosts[host]
@@ -477,7 +764,8 @@ def _owner_of(host: str, owners: _Owners, *, exact: bool) -> str | None:
     for i in range(len(labels) - 1, -1, -1):
         name = ".".join(labels[i:])
         if name in cdn:
-            return None
+            owner = None
+            continue
         owner = suffixes.get(name, owner)
     return owner
 
