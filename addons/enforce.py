@@ -10,7 +10,13 @@ from datetime import datetime
 
 from mitmproxy import http
 
-from monitor.flow.blockpage import BlockInfo, render_html, render_json, wants_html
+from monitor.flow.blockpage import (
+    BlockInfo,
+    render_html,
+    render_json,
+    teacher_could_open,
+    wants_html,
+)
 from monitor.flow.engine import Name, catalogue_names, decide_request
 from monitor.model import Decision
 
@@ -95,7 +101,8 @@ class Enforce:
             school = district.school_label(rr.ruling.school)
             self.rt.record(who, rr.ruling, school, rr.platform.id, rr.activity, rr.host, now)
             if decision.action == "block":
-                self._block(flow, rr.platform.name, rr.host, rr.activity, decision, now)
+                ask = teacher_could_open(rr.ruling.band, rr.platform)
+                self._block(flow, rr.platform.name, rr.host, rr.activity, decision, now, ask)
             elif decision.action == "restrict":
                 for name, value in decision.headers:
                     flow.request.headers[name] = value
@@ -120,6 +127,7 @@ class Enforce:
         activity: str,
         decision: Decision,
         now: float,
+        ask_teacher: bool = False,
     ) -> None:
         district = self.rt.district
         assert district is not None
@@ -133,6 +141,7 @@ class Enforce:
             rule_id=decision.rule_id,
             reason=decision.reason,
             when=datetime.fromtimestamp(now, policy.tz).strftime("%Y-%m-%d %H:%M %Z"),
+            ask_teacher=policy.ask_teacher if ask_teacher else "",
         )
         headers = {"Cache-Control": "no-store", "X-Monitor-Rule": decision.rule_id}
         if wants_html(flow.request.headers):

@@ -23,6 +23,8 @@ from typing import Any
 from mitmproxy import exceptions
 
 from monitor.district import COMPONENTS, District, DistrictLoader, pseudonym_key
+from monitor.flow import health
+from monitor.flow.aggregates import open_activity_counts
 from monitor.flow.metrics import Metrics
 from monitor.flow.recording import DecisionLog, check_store_key, open_recorder
 from monitor.incidents.recorder import Recorder
@@ -49,9 +51,25 @@ class Runtime:
         self.loader: DistrictLoader | None = None
         self.district: District | None = None
         self.metrics = Metrics()
+        self.metrics.watch_overrides(
+            lambda: self.district.overrides if self.district is not None else None,
+            lambda: self.now(),
+        )
         self.recorder: Recorder | None = None
         self.key: bytes = b""
         self._metrics_server: Any = None
+        # /healthz and /readyz beside /metrics, and the announcement `monitor status` reads
+        self.started = False
+        self.last_reload: float | None = None
+        self.health = health.Health(
+            "proxy",
+            "",
+            district=lambda: self.district,
+            recorder=lambda: self.recorder,
+            started=lambda: self.started,
+            last_reload=lambda: self.last_reload,
+        )
+        self._announced: Any = None
         self._reload_task: asyncio.Task[None] | None = None
         self._stats_task: asyncio.Task[None] | None = None
         self._writer_task: asyncio.Task[None] | None = None
@@ -160,7 +178,21 @@ class Runtime:
             )
 
     def running(self) -> None:
+        from mitmproxy import ctx
+
         loop = asyncio.get_running_loop()
+        self.started = True
+        self.health.instance = ctx.options.monitor_instance
+        if self._announced is None and self.district is not None and self._metrics_server:
+            try:
+                self._announced = health.announce(
+                    self.district.state_dir,
+                    "proxy",
+                    ctx.options.monitor_instance,
+                    health.address(self._metrics_server),
+                )
+            except OSError as e:  # `monitor status` will not list this process; it runs on
+                log.warning("monitor: cannot announce this process to `monitor status`: %s", e)
         if self._reload_task is None and self.loader is not None:
             self._reload_task = loop.create_task(self._reload_loop())
         if self._stats_task is None:
@@ -176,12 +208,17 @@ class Runtime:
             # flush what is queued: a restart loses nothing
             self.recorder.close(timeout=20)
             self.recorder = None
+        if self.log.aggregates is not None:
+            self.log.aggregates.close()  # what the store does not take waits in state_dir
+            self.log.aggregates = None
         if self.loader is not None:
             self.loader.close()
+        if self._announced is not None:
+            health.withdraw(self._announced)
+            self._announced = None
         if self._metrics_server is not None:
             try:
-                self._metrics_server.shutdown()
-                self._metrics_server.server_close()
+                health.stop(self._metrics_server)
             except Exception:  # noqa: BLE001 - shutting down anyway
                 pass
 
@@ -189,18 +226,14 @@ class Runtime:
 
     def _start_metrics(self, listen: str) -> None:
         if self._metrics_server is not None:
-            self._metrics_server.shutdown()
-            self._metrics_server.server_close()  # or the port stays bound until GC
+            health.stop(self._metrics_server)
             self._metrics_server = None
         if not listen:
             return
-        from prometheus_client import start_http_server
-
         host, _, port = listen.rpartition(":")
         try:
-            server, _thread = start_http_server(
-                int(port), addr=host.strip("[]") or "127.0.0.1", registry=self.metrics.registry
-            )
+            # /metrics, and /healthz and /readyz for the units and `monitor status`
+            server = health.serve(host, int(port), self.metrics.registry, self.health)
         except (OSError, ValueError) as e:
             raise exceptions.OptionsError(
                 f"monitor_metrics_listen: cannot listen on {listen}: {e}"
@@ -216,7 +249,9 @@ class Runtime:
             # the journal or spool is another live process's, or the state directory is not
             # writable: refuse to start rather than run without a crash-safe incident record
             raise exceptions.OptionsError(f"monitor incidents: {e}") from e
-        self.log = DecisionLog(self.metrics, self.recorder, self.key)
+        # daily activity counts for reports, flushed to the store every minute by a thread
+        counts = open_activity_counts(district, store_url, instance)
+        self.log = DecisionLog(self.metrics, self.recorder, self.key, counts)
         if _startup_check() is None:
             self.recorder.start()  # no start-up check to wait for (tests, other masters)
 
@@ -239,6 +274,7 @@ class Runtime:
 
     def _count_config(self, district: District, loaded: tuple[str, ...]) -> None:
         now = time.time()
+        self.last_reload = now
         for component in loaded:
             self.metrics.reloads.labels(component, "success").inc()
             self.metrics.config_loaded.labels(component).set(now)
@@ -295,6 +331,7 @@ class Runtime:
     async def _stats_loop(self) -> None:
         while True:
             await asyncio.sleep(1.0)
+            self.health.beat()  # /healthz: the event loop runs
             try:
                 self.log.update_recorder_metrics()
             except Exception:  # noqa: BLE001 - metrics must never take the proxy down

@@ -188,7 +188,8 @@ class Selective:
         if r is None or plan.platform is None or district is None:
             return
         school = district.school_label(r.school)
-        self.rt.record(st.who, r, school, plan.platform.id, "view", plan.host or "", self.rt.now())
+        host, now = plan.host or "", self.rt.now()
+        self.rt.record(st.who, r, school, plan.platform.id, "view", host, now, refused=True)
 
 
 def _server_host(context: Context) -> str | None:

@@ -428,6 +428,26 @@ def district_overview() -> dashboard.Dashboard:
             unit="reqps",
             stack=True,
         ).data_links([school_link()]),
+        dashboard.Row("Teacher overrides"),
+        graph(
+            "Teacher overrides in force",
+            "Overrides teachers granted that are in force, per platform. Every proxy worker and "
+            "sensor reports the same store's grants, so this is their maximum, not a sum.",
+            q('max by (platform) (monitor_overrides_active{job="monitor"})', "{{platform}}"),
+        ),
+        graph(
+            "Requests allowed by an override",
+            "Requests per second that a rule blocked and a teacher's override allowed, per "
+            "platform and the granter's role (a connection allowed for every request passes "
+            "through undecrypted and is not counted here).",
+            q(
+                "sum by (platform, granted_by_role) ("
+                + rate('monitor_override_allowed_requests_total{job="monitor"}')
+                + ")",
+                "{{platform}} ({{granted_by_role}})",
+            ),
+            unit="reqps",
+        ),
     ]
     return monitor_dashboard(
         "monitor-district-overview",

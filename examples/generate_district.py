@@ -940,7 +940,32 @@ def district_file(d: District, state_dir: str) -> str:
         'no district accounts"}',
         f"state_dir: {state_dir}   # overrides, incident store, spool, pseudonym key",
     ]
+    lines += NOTIFY_EXAMPLE
     return "\n".join(lines) + "\n"
+
+
+# Notifications, the weekly report and the SIEM log, pointed at localhost for the demo.
+NOTIFY_EXAMPLE = [
+    "notify:                  # notifications, weekly report, SIEM log (README: Notifications)",
+    "  smtp:                  # demo: `python -m aiosmtpd -n -l 127.0.0.1:8025` catches the mail",
+    "    host: 127.0.0.1",
+    "    port: 8025",
+    "    security: none       # a real server: starttls (587), username, password_env: VAR",
+    f"    from: monitor@{STAFF_DOMAIN}",
+    "  incidents:             # a new incident of these severities mails its school's counselors",
+    "    severities: [high]",
+    f"    address_domain: {STAFF_DOMAIN}   # review-app username -> username@{STAFF_DOMAIN}",
+    "    link: http://127.0.0.1:8000/incidents/{id}",
+    "  weekly:                # `monitor notify weekly`: deploy/systemd/student-monitor-report.*",
+    "    link_base: http://127.0.0.1:8000",
+    "    recipients:",
+    f"      hs: [principal.hs@{STAFF_DOMAIN}]",
+    f"      ms: [principal.ms@{STAFF_DOMAIN}]",
+    f"      es: [principal.es@{STAFF_DOMAIN}]",
+    f'      "*": [superintendent@{STAFF_DOMAIN}]',
+    "  event_log: {path: incident-events.jsonl}   # JSON lines for a SIEM, in state_dir",
+    "  # webhook: {url: https://siem.district.example/hooks/monitor, password_env: HOOK_SECRET}",
+]
 
 
 # ---------------------------------------------------------------- DEMO.md

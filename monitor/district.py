@@ -15,6 +15,8 @@ component when files change.
     state_dir: var                 # incident store (SQLite), journals, spools, pseudonym key
     store: ""                      # incident store URL; default sqlite in state_dir
     pseudonym_key_file: ""         # the district's key (default: state_dir/pseudonym.key)
+    notify: {smtp: …, incidents: …, webhook: …, weekly: …, event_log: …}   # optional, see
+                                   # monitor.notify.config (read at process start)
 
 Loading at start-up fails on the first error. A reload re-reads only the components whose
 files changed; a component whose new version is invalid is rejected whole and its previous
@@ -30,6 +32,7 @@ versions, is imported into the store once, when found, and renamed ``overrides.j
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import secrets
@@ -44,6 +47,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.incidents.retention import RetentionModel
+from monitor.notify.config import NotifyModel
 from monitor.people.devices import Inventory, read_inventory
 from monitor.people.identity import IdentityResolver, StaticMap, parse_static_map
 from monitor.people.leases import LeaseTable, read_leases
@@ -54,7 +58,14 @@ from monitor.platforms.classify import Classifier
 from monitor.rules.loader import load_policy
 from monitor.rules.overrides import OverrideBook, OverrideSet, OverrideStore, SharedOverrides
 from monitor.rules.policy import Policy
-from monitor.yamlfile import ConfigError, LineDict, load_yaml, read_regular_file, validate
+from monitor.yamlfile import (
+    MAX_CONFIG_BYTES,
+    ConfigError,
+    LineDict,
+    load_yaml,
+    read_regular_file,
+    validate,
+)
 
 log = logging.getLogger("monitor")
 
@@ -93,6 +104,7 @@ class DistrictFileModel(BaseModel):
     store: str = ""
     pseudonym_key_file: str = ""
     retention: RetentionModel | None = None
+    notify: NotifyModel | None = None  # e-mail, webhook, weekly report, event log
 
 
 @dataclass(frozen=True)
@@ -297,6 +309,7 @@ class DistrictLoader:
         self._store_retry_at = 0.0  # monotonic; the store is not asked again before this
         self._store_backoff = STORE_RETRY_INITIAL
         self._settings: tuple[DistrictFileModel, LineDict] | None = None
+        self._policy_digest = ""  # of the policy file in force (a version `monitor status` shows)
         self.current: District | None = None
 
     # -- inputs of each component ---------------------------------------------------------
@@ -397,7 +410,12 @@ class DistrictLoader:
         return load_roster(self._path(s.roster), state=self._path(s.state_dir) / "roster").roster
 
     def _policy(self, s: DistrictFileModel, cat: Catalogue, roster: Roster) -> Policy:
-        return load_policy(self._path(s.policy), cat, known_schools=list(roster.schools.values()))
+        path = self._path(s.policy)
+        policy = load_policy(path, cat, known_schools=list(roster.schools.values()))
+        # only once accepted (a file changed since is reloaded, and hashed, again)
+        data = read_regular_file(path, MAX_CONFIG_BYTES)
+        self._policy_digest = hashlib.sha256(data).hexdigest()[:12]
+        return policy
 
     def _devices(self, s: DistrictFileModel) -> Inventory | None:
         return read_inventory(self._path(s.devices)) if s.devices else None
@@ -493,6 +511,7 @@ class DistrictLoader:
             "roster": roster.version,
             "catalogue": str(len(cat)),
             "policy": str(len(policy.rules)),
+            "policy_sha256": self._policy_digest,
         }
         return District(
             config_dir=self.config_dir,

@@ -84,6 +84,7 @@ class Person:
     given_name: str = ""
     family_name: str = ""
     classes: tuple[str, ...] = ()  # class sourcedIds
+    email: str = ""  # for sign-in through the district's identity provider only
 
     @property
     def is_student(self) -> bool:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -40,6 +41,7 @@ from monitor.model import Person, age_band_for, age_on
 from monitor.platforms.catalogue import Catalogue
 from monitor.rules.decide import decide
 from monitor.rules.loader import load_policy
+from monitor.rules.overrides import Override
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARDS = ROOT / "dashboards"
@@ -162,7 +164,7 @@ def test_dashboards_are_built_by_build_py(tmp_path: Path) -> None:
 def test_grafana_provisioning_matches_prometheus_config() -> None:
     prom = load_yaml(DEPLOY / "prometheus" / "prometheus.yml")
     jobs = {j["job_name"]: j for j in prom["scrape_configs"]}
-    assert jobs[JOB]["static_configs"][0]["targets"] == ["127.0.0.1:9464"]
+    assert jobs[JOB]["static_configs"][0]["targets"][0] == "127.0.0.1:9464"
     (ds,) = load_yaml(DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yaml")[
         "datasources"
     ]
@@ -573,8 +575,17 @@ TRAFFIC = (
 COMPONENTS = ("catalogue", "roster", "policy", "devices", "leases", "addresses", "overrides")
 
 
+_WATCHING: weakref.WeakSet[Metrics] = weakref.WeakSet()
+_GRANT = Override(id="ov-1", platform="youtube", granted_by="t-1", class_id="c-1",
+                  starts=datetime(2000, 1, 1, tzinfo=UTC), ends=datetime(2100, 1, 1, tzinfo=UTC))  # fmt: skip
+
+
 def populate(m: Metrics, step: int = 1) -> None:
     """One tick of traffic: every counter goes up, every histogram gets observations."""
+    if m not in _WATCHING:  # a teacher's grant in force, as a proxy sees it in the store
+        _WATCHING.add(m)
+        m.watch_overrides(lambda: [_GRANT])
+    m.override_allowed.labels("youtube", "teacher").inc(step)
     for school in SCHOOLS:
         for platform, activity, decision, band, source, severity in TRAFFIC:
             m.requests.labels(platform, activity, decision, band, school, source).inc(step)

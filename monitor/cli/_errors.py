@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 
 import click
-from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.yamlfile import clip
 
@@ -28,6 +28,16 @@ class InternalError(click.ClickException):
     """An exception no command expected (a bug), shown in one line."""
 
     exit_code = EX_SOFTWARE
+
+
+def _is_database_error(e: Exception) -> bool:
+    """A SQLAlchemy error (only possible once a command imported SQLAlchemy, so the command
+    line does not pay for importing it on every start)."""
+    if "sqlalchemy" not in sys.modules:
+        return False
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return isinstance(e, SQLAlchemyError)
 
 
 def debugging() -> bool:
@@ -61,7 +71,7 @@ def user_error(e: Exception) -> click.ClickException | None:
         message = "an input is nested too deeply to be read (maximum recursion depth exceeded)"
     elif isinstance(e, MemoryError):
         message = "out of memory: an input is larger than this machine can read"
-    elif isinstance(e, ValueError | SQLAlchemyError):
+    elif isinstance(e, ValueError) or _is_database_error(e):
         message = str(e) or type(e).__name__
     else:
         return InternalError(

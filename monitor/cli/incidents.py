@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from monitor.incidents.events import STATUSES, Incident
 from monitor.incidents.store import IncidentFilter, open_store
 from monitor.model import SEVERITIES
+from monitor.progress import progress
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,12 +200,14 @@ def _period(value: str | None, name: str) -> timedelta | None:
     help="Keep access records this long (e.g. 6y); default: the district's setting.",
 )
 @click.option("--dry-run", is_flag=True, help="Only count what is due.")
+@click.option("--quiet", is_flag=True, help="No progress display (stderr, terminal only).")
 def purge_cmd(
     config: str | None,
     url: str | None,
     incidents_: str | None,
     access_log: str | None,
     dry_run: bool,
+    quiet: bool,
 ) -> None:
     """Delete incidents and access records past their retention period, and record the purge
     in the record of access (the review app also does this once a day)."""
@@ -221,6 +224,7 @@ def purge_cmd(
         retention = check_retention(
             _period(incidents_, "--incidents") or base.incidents,
             _period(access_log, "--access-log") or base.access_log,
+            base.aggregates,
         )
     except (ConfigError, ValueError) as e:
         raise click.ClickException(str(e)) from e
@@ -231,19 +235,64 @@ def purge_cmd(
         raise click.ClickException(f"cannot open incident store: {e}") from e
     try:
         who = Actor(f"{getpass.getuser()}@cli", "system", "monitor incidents purge")
-        result = purge(
-            store.engine,
-            AccessLog(store.engine),
-            retention,
-            now=datetime.now(UTC),
-            actor=who,
-            dry_run=dry_run,
-        )
+        with progress("counting what is due" if dry_run else "purging", quiet=quiet):
+            result = purge(
+                store.engine,
+                AccessLog(store.engine),
+                retention,
+                now=datetime.now(UTC),
+                actor=who,
+                dry_run=dry_run,
+            )
     except SQLAlchemyError as e:
         raise click.ClickException(f"purge failed: {e}") from e
     finally:
         store.close()
     click.echo(f"{result.describe()} (retention: {retention.describe()})")
+
+
+def _since(value: str, name: str) -> datetime:
+    """An ISO date or time (UTC unless it says otherwise), or a period back from now (24h)."""
+    try:
+        t = datetime.fromisoformat(value)
+    except ValueError:
+        return datetime.now(UTC) - (_period(value, name) or timedelta(0))
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
+
+
+@incidents_group.command("export")
+@click.option(
+    "--config", "config", type=click.Path(exists=True, file_okay=False), help=_CONFIG_HELP
+)
+@click.option("--db", "url", help=_DB_HELP)
+@click.option("--format", "fmt", type=click.Choice(["jsonl"]), default="jsonl", show_default=True)
+@click.option(
+    "--since", required=True, help="Incidents last seen since: 2026-12-01, 2026-12-01T08:00, 24h."
+)
+@click.option("--until", help="…and before this time (default: now).")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, writable=True), help="File (default: stdout)."
+)
+def export_cmd(config: str | None, url: str | None, fmt: str, since: str, until: str | None,
+               out: str | None) -> None:  # fmt: skip
+    """Incidents as JSON lines for a SIEM: one object per incident, people under pseudonyms,
+    without review notes (fields in the README, Incident log)."""
+    from monitor.notify.eventlog import incident_lines
+
+    start = _since(since, "--since")
+    end = _since(until, "--until") if until else None
+    if end is not None and end <= start:
+        raise click.BadParameter("must be after --since", param_hint="--until")
+    try:
+        store = open_store(_store_url(url, config), create=False)
+    except SQLAlchemyError as e:
+        raise click.ClickException(f"cannot open incident store: {e}") from e
+    try:
+        with click.open_file(out or "-", "w", encoding="utf-8") as f:
+            for line in incident_lines(store.engine, start, end):
+                f.write(line + "\n")
+    finally:
+        store.close()
 
 
 def register(group: click.Group) -> None:

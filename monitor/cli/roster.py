@@ -21,6 +21,7 @@ from monitor.people.roster import (
     read_roster_or_state,
 )
 from monitor.people.roster.diff import RosterDiff, compare
+from monitor.progress import progress
 from monitor.yamlfile import ConfigError
 
 _ORDER = {"error": 0, "warning": 1, "skipped": 2}
@@ -95,7 +96,10 @@ def _district_paths(config: str) -> tuple[Path, Path]:
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
-def roster_check(directory: str | None, config: str | None, on: str | None, fmt: str) -> None:
+@click.option("--quiet", is_flag=True, help="No progress display (stderr, terminal only).")
+def roster_check(
+    directory: str | None, config: str | None, on: str | None, fmt: str, quiet: bool
+) -> None:
     """Load the roster in DIRECTORY: exit 0 when it loads, printing counts by role, school and
     age band, the delta exports applied, and every problem as file:line: field: message (a
     summary line per kind first); exit 1 when it is rejected."""
@@ -107,10 +111,11 @@ def roster_check(directory: str | None, config: str | None, on: str | None, fmt:
     if directory is None:
         raise click.UsageError("give the roster DIRECTORY, or --config DISTRICT")
     try:
-        if state is None and (Path(directory) / STATE_FILE).is_file():
-            loaded = read_roster_or_state(directory, today=day)  # a kept state: its roster
-        else:
-            loaded = load_roster(directory, state=state, commit=False)
+        with progress(f"loading roster {directory}", quiet=quiet):  # a spinner and the time
+            if state is None and (Path(directory) / STATE_FILE).is_file():
+                loaded = read_roster_or_state(directory, today=day)  # a kept state: its roster
+            else:
+                loaded = load_roster(directory, state=state, commit=False)
     except RosterError as e:
         _echo_problems(e.problems, err=True)
         errors = sum(1 for p in e.problems if p.kind == "error")

@@ -4,6 +4,7 @@ configuration, who they are, what the policy says, and the incidents it raises."
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -16,6 +17,7 @@ import click
 from monitor.cli._common import CATALOG_HELP, catalog_option
 from monitor.platforms import catalogue as catalogue_mod
 from monitor.platforms.classify import Classifier
+from monitor.progress import Progress, progress
 from monitor.yamlfile import ConfigError
 
 if TYPE_CHECKING:
@@ -50,6 +52,30 @@ def _check_key(loader: DistrictLoader, district: District, key: bytes) -> None:
             "wait in the spool, and the pseudonym key is checked when it answers",
             err=True,
         )
+
+
+def _reading(capture: Any, bar: Progress) -> Any:
+    """The capture's frames, moving ``bar`` to the bytes read every 4096 frames."""
+    for n, frame in enumerate(capture.frames(), 1):
+        if not n & 4095:
+            bar.update(completed=capture.position)
+        yield frame
+
+
+def _redirected_by_gateway() -> Callable[[Observation], bool]:
+    """What the gateway's transparent ruleset hands to the proxy (its catalogue sets, read
+    now to fail at start rather than at the first packet)."""
+    from monitor.gateway.nftsets import CatalogueSets, read_sets
+    from monitor.sensor.judge import redirected_to_proxy
+
+    try:
+        read_sets()
+    except OSError as e:
+        raise click.ClickException(
+            f"--transparent-gateway: cannot read the gateway's catalogue sets ({e}); load the "
+            "transparent ruleset first (monitor gateway nftables --mode transparent | nft -f -)"
+        ) from e
+    return redirected_to_proxy(CatalogueSets().contains)
 
 
 def _listen(value: str) -> tuple[str, int]:
@@ -88,15 +114,18 @@ class _Session:
         except (ValueError, OSError) as e:
             self.loader.close()
             raise click.ClickException(f"incident store: {e}") from e
+        from monitor.flow.aggregates import open_activity_counts
         from monitor.sensor.judge import Judge
 
-        self.log: DecisionLog = DecisionLog(metrics, self.recorder, key)
+        counts = open_activity_counts(district, store_url or "", instance)
+        self.log: DecisionLog = DecisionLog(metrics, self.recorder, key, counts)
         self.judge: Judge = Judge(district, key, self.log)
         self._next_stats = time.monotonic() + STATS_INTERVAL
         self._stop = threading.Event()
         self._reloader: threading.Thread | None = None
         for component in ("catalogue", "roster", "policy", "devices", "leases", "addresses"):
             metrics.reloads.labels(component, "success").inc()
+        self.last_reload = time.time()  # for /readyz and `monitor status`
 
     def tick(self, sensor: Sensor, live: bool) -> None:
         """Periodic work between observations: the recorder's counters to the metrics (on
@@ -126,7 +155,9 @@ class _Session:
         district, results = self.loader.reload()
         for r in results:
             self.metrics.reloads.labels(r.component, "success" if r.ok else "failure").inc()
-            if not r.ok:
+            if r.ok:
+                self.last_reload = time.time()
+            else:
                 click.echo(
                     f"monitor sensor: {r.component} rejected, the previous one stays in "
                     f"force: {r.message}",
@@ -143,6 +174,8 @@ class _Session:
             self._reloader.join(timeout=CLOSE_TIMEOUT)
         self.loader.close()
         flushed = self.recorder.close(timeout=CLOSE_TIMEOUT)
+        if self.log.aggregates is not None:
+            self.log.aggregates.close()  # what the store does not take waits in state_dir
         self.log.update_recorder_metrics()
         s = self.recorder.stats
         if not flushed:
@@ -237,6 +270,18 @@ class _Session:
     help="At the end, print the packet, observation and malformed counters (and, with "
     "--config, the incident recorder's) as JSON on standard error.",
 )
+@click.option(
+    "--quiet", is_flag=True, help="No progress display while reading --pcap (stderr, terminal)."
+)
+@click.option(
+    "--transparent-gateway",
+    is_flag=True,
+    help="The sensor watches the devices' side of a transparent-mode gateway (`monitor gateway "
+    "nftables --mode transparent`) beside its proxy: DNS lookups and TCP 80/443 to addresses in "
+    "the catalogue sets (which the ruleset redirects to the proxy, and the proxy records) are "
+    "reported but not counted or recorded again; what skipped the proxy (QUIC, addresses "
+    "outside the sets) is. Needs --config and nft (root).",
+)
 def sensor_cmd(
     pcap_file: str | None,
     iface: str | None,
@@ -248,6 +293,8 @@ def sensor_cmd(
     metrics_listen: str | None,
     dedup_ttl: float,
     stats: bool,
+    quiet: bool,
+    transparent_gateway: bool,
 ) -> None:
     """Print the host names in DNS queries and answers, TLS ClientHellos, QUIC Initials and
     plain HTTP requests.
@@ -268,6 +315,8 @@ def sensor_cmd(
         raise click.UsageError("--store needs --config (the policy decides what is stored)")
     if instance is not None and config_dir is None:
         raise click.UsageError("--instance needs --config (it names the incident spool)")
+    if transparent_gateway and config_dir is None:
+        raise click.UsageError("--transparent-gateway needs --config (it decides what to record)")
     if instance is not None:
         from monitor.flow.recording import recorder_files
 
@@ -284,6 +333,10 @@ def sensor_cmd(
     if config_dir is not None:
         session = _Session(config_dir, store_url, metrics, instance or DEFAULT_INSTANCE)
         classifier = session.judge.district.classifier
+        overrides_of = session.judge
+        metrics.watch_overrides(lambda: overrides_of.district.overrides)
+        if transparent_gateway:
+            session.judge.leave_to_proxy = _redirected_by_gateway()
     else:
         try:
             classifier = Classifier(catalogue_mod.load(catalogs))
@@ -298,15 +351,35 @@ def sensor_cmd(
     sensor = Sensor(classifier, dedup_ttl=dedup_ttl)
     sensor_metrics.register(metrics.registry, sensor)
     server: Any = None
+    announced: Path | None = None
+    capturing = threading.Event()
     if listen is not None:
-        from prometheus_client import start_http_server
+        from monitor.flow import health
 
+        probe = health.Health(
+            "sensor",
+            instance or DEFAULT_INSTANCE,
+            district=lambda: session.judge.district if session is not None else None,
+            recorder=lambda: session.recorder if session is not None else None,
+            started=capturing.is_set,
+            last_reload=lambda: session.last_reload if session is not None else None,
+            require_district=session is not None,
+        )
         try:
-            server, _ = start_http_server(listen[1], addr=listen[0], registry=metrics.registry)
+            # /metrics, and /healthz and /readyz for the unit and `monitor status`
+            server = health.serve(listen[0], listen[1], metrics.registry, probe)
         except OSError as e:
             if session is not None:
                 session.close()
             raise click.ClickException(f"--metrics: cannot listen on {metrics_listen}: {e}") from e
+        if session is not None:
+            try:
+                announced = health.announce(
+                    session.judge.district.state_dir, "sensor", probe.instance,
+                    health.address(server),
+                )  # fmt: skip
+            except OSError as e:
+                click.echo(f"monitor sensor: not listed by `monitor status`: {e}", err=True)
 
     line: Callable[[Observation, Verdict | None], str] = (
         output.tsv_line if fmt == "tsv" else output.json_line
@@ -324,6 +397,7 @@ def sensor_cmd(
             session.tick(sensor, live)
 
     recorder_stats: dict[str, Any] | None = None
+    _stop_on_signals()
     try:
         if pcap_file is not None:
             from monitor.sensor.capfile import CaptureFile
@@ -332,14 +406,20 @@ def sensor_cmd(
                 capture = CaptureFile(pcap_file)
             except ValueError as e:
                 raise click.ClickException(str(e)) from e
-            for obs in sensor.run(capture.frames()):
-                emit(obs)
+            capturing.set()
+            size = os.path.getsize(pcap_file)
+            name = f"reading {Path(pcap_file).name}"
+            with progress(name, size, unit="bytes", quiet=quiet) as bar:
+                for obs in sensor.run(_reading(capture, bar)):
+                    emit(obs)
+                bar.update(completed=size)
             if capture.problem:
                 click.echo(f"monitor sensor: {capture.problem}", err=True)
         else:
             assert iface is not None
             if session is not None:
                 session.start_reloads(sensor)
+            capturing.set()  # /readyz: the capture is being opened (errors end the process)
             try:
                 pcap.sniff_live(iface, emit, sensor=sensor)
             except PermissionError as e:
@@ -356,12 +436,29 @@ def sensor_cmd(
         if session is not None:
             recorder_stats = session.close()
         if server is not None:
-            server.shutdown()
+            from monitor.flow import health
+
+            if announced is not None:
+                health.withdraw(announced)
+            health.stop(server)
     if stats:
         report: dict[str, Any] = sensor.counters.as_dict()
         if recorder_stats is not None:
             report["incidents"] = recorder_stats
         click.echo(json.dumps(report), err=True)
+
+
+def _stop_on_signals() -> None:
+    """SIGTERM (systemd's stop) and SIGINT end the capture the same way, queued incidents
+    flushed first; also when the process was started with SIGINT ignored (a background job)."""
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, stop)
 
 
 def register(group: click.Group) -> None:

@@ -66,7 +66,12 @@ def _store_options(f: click.decorators.FC) -> click.decorators.FC:
 
 @users_group.command("add")
 @click.argument("username")
-@click.option("--role", required=True, type=click.Choice(ROLES))
+@click.option(
+    "--role",
+    required=True,
+    # teachers sign in through the identity provider, with their role from the roster
+    type=click.Choice([r for r in ROLES if r != "teacher"]),
+)
 @click.option(
     "--school",
     "schools",

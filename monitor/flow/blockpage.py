@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass
 from html import escape
 
+from monitor.platforms.catalogue import Platform
+
 _ACTIVITY_WORDS = {
     "view": "visit",
     "post": "post on",
@@ -29,6 +31,17 @@ class BlockInfo:
     rule_id: str
     reason: str
     when: str  # local time, already formatted
+    # policy's words when a teacher's override could allow this ("" when none could)
+    ask_teacher: str = ""
+
+
+def teacher_could_open(band: str, platform: Platform) -> bool:
+    """Whether a teacher's override could allow this person on ``platform``: students of the
+    teen and adult bands, under-13s only on platforms designed for children, never bypass
+    services (the rules of ``monitor.rules.decide``)."""
+    if platform.is_bypass or band not in ("under13", "teen", "adult"):
+        return False
+    return band != "under13" or platform.designed_for_children
 
 
 def wants_html(headers: dict[str, str] | object) -> bool:
@@ -69,8 +82,9 @@ dt{{color:#556}} footer{{margin-top:1.5rem;font-size:.9rem;color:#556}}
 <dt>Rule</dt><dd><code id="rule">{escape(b.rule_id)}</code></dd>
 <dt>Time</dt><dd>{escape(b.when)}</dd>
 </dl>
-<footer>District devices and the district network are monitored. If you need this for
-schoolwork, ask your teacher. Questions: {escape(b.contact)}</footer>
+{f'<p class="ask" id="ask-teacher">{escape(b.ask_teacher)}</p>' if b.ask_teacher else ""}
+<footer>District devices and the district network are monitored.
+Questions: {escape(b.contact)}</footer>
 </main></body></html>
 """
 
@@ -83,5 +97,6 @@ def render_json(b: BlockInfo) -> str:
             "rule": b.rule_id,
             "reason": b.reason,
             "district": b.district,
+            "ask_teacher": b.ask_teacher or None,
         }
     )

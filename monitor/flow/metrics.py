@@ -7,6 +7,10 @@ decisions, age bands (plus "staff" and "unknown"), school identifiers from the r
 
 from __future__ import annotations
 
+import time
+from collections import Counter as Tally
+from collections.abc import Callable, Iterable, Iterator
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -15,9 +19,12 @@ from prometheus_client import (
     Info,
     ProcessCollector,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 from monitor import __version__
 from monitor.district import COMPONENTS
+from monitor.model import STAFF_ROLES
+from monitor.rules.overrides import Override
 
 NONE = "none"
 CONFIG_COMPONENTS = ("settings", *COMPONENTS)
@@ -27,6 +34,35 @@ CLOSE_REASONS = ("address_limit", "header_timeout")
 # decision latency is in microseconds territory; store writes in milliseconds
 _DECISION_BUCKETS = (1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 1e-2)
 _WRITE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class ActiveOverrides:
+    """``monitor_overrides_active{platform}``, counted at scrape time from the overrides this
+    process applies (the store's, as last polled)."""
+
+    def __init__(
+        self, overrides: Callable[[], Iterable[Override] | None], now: Callable[[], float]
+    ) -> None:
+        self.overrides, self.now = overrides, now
+
+    def collect(self) -> Iterator[Metric]:
+        g = GaugeMetricFamily(
+            "monitor_overrides_active",
+            "Teacher overrides in force now, by platform (each writer reports the same "
+            "store's grants: aggregate with max, not sum).",
+            labels=["platform"],
+        )
+        now = self.now()
+        counts = Tally(o.platform for o in self.overrides() or () if o.starts.timestamp() <= now
+                       < o.effective_end.timestamp())  # fmt: skip
+        for platform, n in sorted(counts.items()):
+            g.add_metric([platform], n)
+        yield g
+
+
+def role_label(role: str) -> str:
+    """A granter's role as a bounded label."""
+    return role if role in STAFF_ROLES else "other"
 
 
 class Metrics:
@@ -169,5 +205,20 @@ class Metrics:
         )
         for reason in CLOSE_REASONS:
             self.client_connections_closed.labels(reason)
+        self.override_allowed = Counter(
+            "monitor_override_allowed_requests",
+            "Requests a policy rule blocked and a teacher's override allowed, by platform and "
+            "the granter's role (which override: monitor explain, the incident's rule id).",
+            ["platform", "granted_by_role"],
+            registry=r,
+        )
         # CPU and memory of this process: the capacity signal of a CPU-bound proxy
         ProcessCollector(registry=r)
+
+    def watch_overrides(
+        self,
+        overrides: Callable[[], Iterable[Override] | None],
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        """Export ``monitor_overrides_active`` from the overrides in force (read at scrape)."""
+        self.registry.register(ActiveOverrides(overrides, now))

@@ -9,10 +9,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from monitor.district import District, pseudonym_key_source
-from monitor.flow.metrics import Metrics
+from monitor.flow.metrics import Metrics, role_label
+from monitor.incidents.aggregates import ActivityCounts
 from monitor.incidents.events import UNKNOWN_PERSON, IncidentEvent, key_fingerprint, pseudonym
 from monitor.incidents.recorder import ZERO_STATS, Recorder, RecorderStats
 from monitor.model import AGE_BANDS, Identity
+from monitor.notify.eventlog import event_log_for
 from monitor.rules.decide import Ruling
 
 log = logging.getLogger("monitor")
@@ -73,8 +75,18 @@ def open_recorder(
     window = district.policy.dedupe_window
     fingerprint = key_fingerprint(key) if key is not None else None
     source = pseudonym_key_source(district)
+    notify = district.settings.notify
+    outbox = notify.outbox_filter() if notify is not None else None  # new urgent incidents
+    events = event_log_for(notify.event_log if notify else None, state, instance, window)
     return Recorder(
-        lambda: open_store(url, window=window, key_fingerprint=fingerprint, key_source=source),
+        lambda: open_store(
+            url,
+            window=window,
+            key_fingerprint=fingerprint,
+            key_source=source,
+            outbox=outbox,
+            event_sink=events,
+        ),  # fmt: skip
         spool_path=spool,
         journal_path=journal,
         store_name=masked_url(url),
@@ -115,10 +127,17 @@ def check_store_key(
 class DecisionLog:
     """Counts decisions and queues incidents. Cheap and non-blocking: safe on an event loop."""
 
-    def __init__(self, metrics: Metrics, recorder: Recorder | None, key: bytes) -> None:
+    def __init__(
+        self,
+        metrics: Metrics,
+        recorder: Recorder | None,
+        key: bytes,
+        aggregates: ActivityCounts | None = None,
+    ) -> None:
         self.metrics = metrics
         self.recorder = recorder
         self.key = key
+        self.aggregates = aggregates  # the daily activity counts, flushed to the store
         self._last_stats: RecorderStats = ZERO_STATS
         self._dropped_here = 0
         self.update_recorder_metrics()
@@ -135,16 +154,29 @@ class DecisionLog:
         source: str = "proxy",
         *,
         count_request: bool = True,
+        refused: bool = False,
     ) -> IncidentEvent | None:
         """Count one ruling; queue an incident when policy asks for one (and return it).
 
         ``school`` is the bounded label of ``ruling.school`` (``District.school_label``).
+        ``refused``: the ruling closed a connection without decrypting it.
         """
         m = self.metrics
         decision = ruling.decision
         band = ruling.band
         if count_request:
             m.requests.labels(platform, activity, decision.action, band, school, source).inc()
+            if ruling.override is not None:
+                m.override_allowed.labels(
+                    platform, role_label(ruling.override.granted_by_role)
+                ).inc()
+            if self.aggregates is not None:
+                p = who.person
+                grade = ",".join(p.grades)[:16] if p else ""
+                self.aggregates.add(
+                    when, school, band, grade, platform, activity, decision.action,
+                    decision.rule_id, source, refused=refused,
+                )  # fmt: skip
         if decision.incident is None:
             return None
         m.incidents.labels(platform, decision.incident, school, source).inc()

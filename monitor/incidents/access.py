@@ -32,7 +32,14 @@ ACTIONS: dict[str, str] = {
     "export_csv": "exported incidents (CSV)",
     "export_record": "exported a student's whole record",
     "access_report": "printed a student's access report",
+    "report": "viewed a report listing students",
     "purge": "deleted records under the retention policy",
+    "view_class": "viewed a class (teacher)",
+    "override_grant": "granted a teacher override",
+    "override_revoke": "revoked a teacher override",
+    "override_expired": "a teacher override ended (expired)",
+    "override_refused": "was refused a teacher override",
+    "report_email": "e-mailed a report naming students (pseudonyms)",
 }
 _CHUNK = 500
 

@@ -6,9 +6,11 @@ an optional ``retention.yaml`` beside it::
     retention:
       incidents: 365d      # by last_seen; units h, d, w, y (365 days)
       access_log: 6y       # at least as long as incidents
+      aggregates: 730d     # daily activity counts (no person in them): two school years
 
 A purge deletes incidents last seen before now - incidents, access records older than now -
-access_log, and writes an access record saying what it deleted and for which students.
+access_log, daily activity counts of days before now - aggregates, and writes an access record
+saying what it deleted and for which students.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pydantic_core import PydanticCustomError
 from sqlalchemy import Engine, delete, func, select
 
 from monitor.incidents.access import AccessLog, Actor
+from monitor.incidents.aggregates import purge_aggregates
 from monitor.incidents.store.accessschema import access_log
 from monitor.incidents.store.schema import incidents
 from monitor.incidents.store.sql import write_transaction
@@ -69,6 +72,7 @@ class RetentionModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
     incidents: Period = timedelta(days=365)
     access_log: Period = timedelta(days=6 * 365)
+    aggregates: Period = timedelta(days=730)
 
     @model_validator(mode="after")
     def _access_outlives_incidents(self) -> RetentionModel:
@@ -87,6 +91,7 @@ class _FileModel(BaseModel):
 class Retention:
     incidents: timedelta = timedelta(days=365)
     access_log: timedelta = timedelta(days=6 * 365)
+    aggregates: timedelta = timedelta(days=730)
 
     def describe(self) -> str:
         return (
@@ -108,7 +113,7 @@ def load_retention(config_dir: str | Path) -> Retention:
             )
         section = {"retention": raw["retention"]}
         m = validate(_FileModel, section, district, root=raw)
-        return Retention(m.retention.incidents, m.retention.access_log)
+        return Retention(m.retention.incidents, m.retention.access_log, m.retention.aggregates)
     path = d / RETENTION_FILE
     if not path.exists():
         return Retention()
@@ -118,13 +123,15 @@ def load_retention(config_dir: str | Path) -> Retention:
     if not isinstance(data, LineDict):
         raise ConfigError(path, getattr(data, "line", 1), "", "expected a YAML mapping")
     m = validate(_FileModel, data, path)
-    return Retention(m.retention.incidents, m.retention.access_log)
+    return Retention(m.retention.incidents, m.retention.access_log, m.retention.aggregates)
 
 
-def check_retention(incidents_: timedelta, access_log_: timedelta) -> Retention:
+def check_retention(
+    incidents_: timedelta, access_log_: timedelta, aggregates: timedelta = timedelta(days=730)
+) -> Retention:
     """A Retention from periods given elsewhere (CLI options), checked like the file."""
-    m = RetentionModel(incidents=incidents_, access_log=access_log_)
-    return Retention(m.incidents, m.access_log)
+    m = RetentionModel(incidents=incidents_, access_log=access_log_, aggregates=aggregates)
+    return Retention(m.incidents, m.access_log, m.aggregates)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +142,7 @@ class PurgeResult:
     incidents_before: datetime
     access_before: datetime
     dry_run: bool = False
+    aggregates: int = 0  # daily activity count rows deleted (not counted in a dry run)
 
     def describe(self) -> str:
         verb = "would delete" if self.dry_run else "deleted"
@@ -142,6 +150,7 @@ class PurgeResult:
             f"{verb} {self.incidents} incidents of {self.students} students last seen before "
             f"{self.incidents_before:%Y-%m-%d %H:%M} UTC and {self.access_records} access "
             f"records before {self.access_before:%Y-%m-%d %H:%M} UTC"
+            + (f" and {self.aggregates} daily activity count rows" if self.aggregates else "")
         )
 
 
@@ -177,7 +186,10 @@ def purge(
             conn.execute(delete(incidents).where(incidents.c.id.in_(ids)))
             removed += len(ids)
     acc_removed = log.purge(acc_before)
-    result = PurgeResult(removed, len(people), acc_removed, inc_before, acc_before)
+    agg_removed = purge_aggregates(engine, (now - retention.aggregates).date())
+    result = PurgeResult(
+        removed, len(people), acc_removed, inc_before, acc_before, aggregates=agg_removed
+    )
     if removed or acc_removed:
         log.record(
             actor,

@@ -122,6 +122,16 @@ def override_applies(group: Group, band: AgeBand | None, platform: Platform) -> 
     return ""
 
 
+def window_words(policy: Policy, ov: Override) -> str:
+    """When an override applies, in the district's local time."""
+    s, e = ov.starts.astimezone(policy.tz), ov.ends.astimezone(policy.tz)
+    if s.date() == e.date():
+        window = f"{s:%H:%M}–{e:%H:%M} on {s:%a %d %b %Y}"
+    else:
+        window = f"{s:%a %d %b %Y %H:%M} to {e:%a %d %b %Y %H:%M}"
+    return f"{window}, {policy.timezone} time"
+
+
 def override_decision(policy: Policy, ov: Override) -> Decision:
     """The allow decision an active override produces; names the granter's role, not name."""
     # keyed by object identity (hashing a dataclass of datetimes costs more than the rest)
@@ -129,14 +139,9 @@ def override_decision(policy: Policy, ov: Override) -> Decision:
     hit = memo.get(id(ov))
     if hit is not None and hit[0] is ov:
         return hit[1]
-    s, e = ov.starts.astimezone(policy.tz), ov.ends.astimezone(policy.tz)
-    if s.date() == e.date():
-        window = f"{s:%H:%M}–{e:%H:%M} on {s:%a %d %b %Y}"
-    else:
-        window = f"{s:%a %d %b %Y %H:%M} to {e:%a %d %b %Y %H:%M}"
     reason = (
         f"Allowed for a limited time by {role_words(ov.granted_by_role)}'s override "
-        f"({window}, {policy.timezone} time)."
+        f"({window_words(policy, ov)})."
     )
     decision = Decision("allow", f"override:{ov.id}", reason)
     if len(memo) > 4096:

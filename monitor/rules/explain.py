@@ -22,7 +22,7 @@ from monitor.rules.decide import (
     schools_of,
     timestamp,
 )
-from monitor.rules.overrides import Override, OverrideSet
+from monitor.rules.overrides import Override, OverrideSet, role_words
 from monitor.rules.policy import Group, Policy
 
 
@@ -87,6 +87,8 @@ class Explanation:
                 for c in self.checks
             ],
             "override": self.override.id if self.override else None,
+            "override_granted_by": self.override.granted_by if self.override else None,
+            "override_granted_by_role": self.override.granted_by_role if self.override else None,
             "override_note": self.override_note,
         }
 
@@ -169,7 +171,10 @@ def explain(
             note = f"override {active.id} is active but not applied: {why_not}"
         else:
             applied = active
-            note = f"override {active.id} granted by {active.granted_by} applies"
+            note = (
+                f"override {active.id} ({active.platform} for {active.target_words()}) granted "
+                f"by {active.granted_by}, {role_words(active.granted_by_role)}, applies"
+            )
             result = override_decision(policy, active)
     return Explanation(
         decision=result,

@@ -293,6 +293,7 @@ class _Loader:
             schools=schools,
             dedupe_window=top.dedupe_window,
             override_max_length=top.override_max_length,
+            ask_teacher=top.block_page.ask_teacher.strip(),
             unknown_role=top.unknown.role,
             unknown_band=top.unknown.band,
             missing_birthdate_band=top.missing_birthdate_band,

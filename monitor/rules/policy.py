@@ -159,8 +159,11 @@ class Policy:
         missing_birthdate_band: AgeBand = "under13",
         catalogue: Catalogue | None = None,
         source: str = "",
+        ask_teacher: str = "",
     ) -> None:
         self.district = district
+        # the block page's words when a teacher's override could allow what was blocked
+        self.ask_teacher = ask_teacher
         self.contact = contact
         self.timezone = timezone
         self.tz = ZoneInfo(timezone)

@@ -13,6 +13,9 @@ Schema (``tests/data/policy_example.yaml`` is a complete example)::
     timezone: America/New_York         # IANA name; ages and school hours use local time
     dedupe_window: 15m                 # one incident per person + platform + window (s m h d)
     override_max_length: 1d            # the longest teacher override that may be granted
+    block_page:                        # optional: words on the block page
+      ask_teacher: "Need it for class? Ask your teacher: they can open it for a while."
+                                       # shown when a teacher's override could allow it
     unknown: {role: student, band: under13}   # people we cannot identify (fail safe)
     missing_birthdate_band: under13    # students without a birthDate
     closed: [2025-11-27, {from: 2025-12-22, to: 2026-01-02}]   # district-wide closed days
@@ -261,6 +264,16 @@ class DefaultModel(_Strict):
     incident: Severity | None = None
 
 
+ASK_TEACHER = (
+    "If you need this for schoolwork, ask your teacher: they can open it for your class for "
+    "a while."
+)
+
+
+class BlockPageModel(_Strict):
+    ask_teacher: Annotated[str, Field(min_length=1, max_length=500)] = ASK_TEACHER
+
+
 class PolicyFileModel(_Strict):
     version: Literal[1] = 1
     district: Annotated[str, Field(min_length=1)]
@@ -268,6 +281,7 @@ class PolicyFileModel(_Strict):
     timezone: TimeZoneName
     dedupe_window: Duration = timedelta(minutes=15)
     override_max_length: Duration = timedelta(days=1)
+    block_page: BlockPageModel = Field(default_factory=BlockPageModel)
     unknown: UnknownModel = Field(default_factory=UnknownModel)
     missing_birthdate_band: AgeBand = "under13"
     closed: list[ClosedEntry] = Field(default_factory=list)

@@ -104,6 +104,14 @@ class CaptureFile:
             self._f.close()
         self._raw.close()
 
+    @property
+    def position(self) -> int:
+        """Bytes of the file read so far (of the compressed file, when it is compressed)."""
+        try:
+            return self._raw.tell()
+        except (OSError, ValueError):  # closed
+            return 0
+
     def __enter__(self) -> CaptureFile:
         return self
 

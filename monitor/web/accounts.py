@@ -2,12 +2,18 @@
 
 Roles: a *counselor* sees the incidents of their schools (school identifiers such as ``hs``)
 and may reveal those students' names; an *administrator* sees every school; an *auditor* sees
-the record of access and no incidents. Accounts live in the incident store's database
-(``monitor.incidents.store.accessschema``).
+the record of access and no incidents; a *teacher* sees their own classes (from the roster)
+and may open a platform for them within policy (``monitor.web.teacher_views``), never incidents.
+Accounts live in the incident store's database (``monitor.incidents.store.accessschema``).
+
+Teachers, and everyone who signs in through the district's identity provider
+(``monitor.web.oidc``), have accounts without a password (``sign_in`` "oidc") that name their
+roster person; their role, position and schools are set again at every sign-in.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 from collections.abc import Callable, Iterable
@@ -23,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from monitor.incidents.store.accessschema import ROLES, accounts, sessions
 from monitor.incidents.store.sql import write_transaction
 
-Role = Literal["counselor", "administrator", "auditor"]
+Role = Literal["counselor", "administrator", "auditor", "teacher"]
 MIN_PASSWORD = 12
 MAX_PASSWORD = 1024
 _USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
@@ -43,6 +49,8 @@ class Account:
     schools: tuple[str, ...]
     disabled: bool
     created_at: datetime
+    sourced_id: str | None = None  # the roster person (identity-provider accounts)
+    sign_in: str = "password"  # "password" (local) or "oidc" (the identity provider)
 
     @property
     def scope(self) -> tuple[str, ...] | None:
@@ -79,10 +87,18 @@ def check_password(password: str) -> str:
     return password
 
 
-def check_scope(role: str, schools: Iterable[str]) -> tuple[str, ...]:
-    """Validate a role and its schools: counselors need at least one, the others none."""
-    if role not in ROLES:
-        raise ValueError(f"role {role!r}: expected one of {', '.join(ROLES)}")
+def check_scope(role: str, schools: Iterable[str], *, teacher: bool = False) -> tuple[str, ...]:
+    """Validate a role and its schools: counselors need at least one, the others none.
+    Teachers come from the roster through the identity provider (``teacher`` True), never as
+    local accounts."""
+    if role not in ROLES or (role == "teacher" and not teacher):
+        local = [r for r in ROLES if r != "teacher"]
+        raise ValueError(
+            f"role {role!r}: expected one of {', '.join(local)} (teachers sign in through "
+            "the district's identity provider)"
+            if role == "teacher"
+            else f"role {role!r}: expected one of {', '.join(local)}"
+        )
     out = tuple(dict.fromkeys(s.strip() for s in schools if s.strip()))
     for s in out:
         if not _SCHOOL.fullmatch(s):
@@ -106,6 +122,8 @@ def _account(row: Any) -> Account:
         schools=tuple(s for s in m["schools"].split(",") if s),
         disabled=bool(m["disabled"]),
         created_at=m["created_at"],
+        sourced_id=m["sourced_id"],
+        sign_in=m["sign_in"],
     )
 
 
@@ -222,7 +240,7 @@ class Accounts:
         if row is None:
             return None
         account = _account(row)
-        if account.disabled:
+        if account.disabled or account.sign_in != "password":
             return None
         if self.hasher.check_needs_rehash(stored):
             with write_transaction(self.engine) as conn:
@@ -232,6 +250,62 @@ class Accounts:
                     .values(password_hash=self.hasher.hash(password))
                 )
         return account
+
+
+def idp_username(sourced_id: str) -> str:
+    """The account name of a roster person signed in through the identity provider:
+    ``sso-`` and their sourcedId, lowercased (with a short hash when it had to be changed)."""
+    clean = re.sub(r"[^a-z0-9._-]", "-", sourced_id.lower())[:48]
+    if clean != sourced_id:
+        clean = f"{clean}-{hashlib.sha256(sourced_id.encode()).hexdigest()[:8]}"
+    return f"sso-{clean}"
+
+
+def upsert_idp_account(
+    accounts_: Accounts,
+    sourced_id: str,
+    role: str,
+    *,
+    position: str,
+    schools: Iterable[str] = (),
+) -> Account:
+    """The account of a roster person signed in through the identity provider, created or
+    brought up to date (role, position, schools). ValueError when the name belongs to a
+    local account; a disabled account stays disabled (the caller refuses it)."""
+    scope = check_scope(role, schools, teacher=True)
+    username = idp_username(sourced_id)
+    now = accounts_.clock()
+    values = {
+        "role": role,
+        "position": position.strip()[:128],
+        "schools": ",".join(scope),
+        "sourced_id": sourced_id,
+    }
+    with write_transaction(accounts_.engine) as conn:
+        row = conn.execute(
+            select(accounts.c.id, accounts.c.sign_in).where(accounts.c.username == username)
+        ).first()
+        if row is None:
+            conn.execute(
+                accounts.insert().values(
+                    username=username,
+                    # no password verifies against this: the account signs in only through
+                    # the identity provider
+                    password_hash="!oidc",
+                    sign_in="oidc",
+                    disabled=False,
+                    created_at=now,
+                    password_changed_at=now,
+                    **values,
+                )
+            )
+        elif row.sign_in != "oidc":
+            raise ValueError(f"account {username!r} is a local account")
+        else:
+            conn.execute(update(accounts).where(accounts.c.id == row.id).values(**values))
+    account = accounts_.get(username)
+    assert account is not None
+    return account
 
 
 def ensure_first_admin(accounts_: Accounts, password: str | None) -> str | None:

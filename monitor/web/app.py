@@ -15,7 +15,14 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from monitor.web import audit_views, auth, incident_views, student_views
+from monitor.web import (
+    audit_views,
+    auth,
+    incident_views,
+    report_views,
+    student_views,
+    teacher_views,
+)
 from monitor.web.context import Review
 from monitor.web.forwarded import ForwardedHeaders, parse_proxies
 from monitor.web.pages import http_error, server_error
@@ -57,6 +64,16 @@ def create_app(review: Review) -> Starlette:
                 await _every(settings.reload_every or 0, "district reload", review.reload)
 
             tasks.append(asyncio.create_task(reload_later()))
+        if settings.overrides_every is not None:
+            tasks.append(
+                asyncio.create_task(
+                    _every(
+                        settings.overrides_every,
+                        "override expiries",
+                        lambda: teacher_views.record_expiries(review),
+                    )
+                )
+            )
         try:
             yield
         finally:
@@ -81,6 +98,15 @@ def create_app(review: Review) -> Starlette:
         Route("/students/{person}/record", student_views.student_record, methods=["POST"]),
         Route("/access", audit_views.access_log, methods=["GET"]),
         Route("/access/student", audit_views.access_report, methods=["GET"]),
+        Route("/reports", report_views.reports, methods=["GET"]),
+        Route("/reports/download", report_views.report_download, methods=["GET"]),
+        Route("/reports/report.css", report_views.report_css, methods=["GET"]),
+        Route("/signin/oidc", auth.oidc_start, methods=["GET"]),
+        Route("/signin/oidc/callback", auth.oidc_callback, methods=["GET"]),
+        Route("/teacher", teacher_views.classes, methods=["GET"]),
+        Route("/teacher/classes/{class_id}", teacher_views.class_page, methods=["GET"]),
+        Route("/teacher/classes/{class_id}/grant", teacher_views.grant, methods=["POST"]),
+        Route("/teacher/overrides/{override_id}/revoke", teacher_views.revoke, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     # Outermost: everything inside sees the client as forwarded by a configured proxy, or

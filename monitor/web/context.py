@@ -18,7 +18,10 @@ from monitor.incidents.access import SYSTEM, AccessLog, Actor
 from monitor.incidents.retention import PurgeResult, Retention, load_retention, purge
 from monitor.incidents.store import SqlIncidentStore, open_store
 from monitor.incidents.store.migrations import upgrade
+from monitor.incidents.store.overrides import SqlOverrideRecords
+from monitor.rules.overrides import SharedOverrides
 from monitor.web.accounts import Accounts
+from monitor.web.oidc import OidcClient, PeopleIndex, SignInSettings, load_signin
 from monitor.web.people import Directory
 from monitor.web.security import SignInLimiter
 from monitor.web.sessions import Sessions
@@ -45,6 +48,9 @@ class ReviewSettings:
     purge_every: timedelta | None = timedelta(days=1)  # None: no automatic purge
     reload_every: float | None = 30.0  # seconds between roster change checks; None: never
     retention: Retention = field(default_factory=Retention)
+    # How people sign in; None: CONFIG_DIR/signin.yaml (missing: local accounts only)
+    signin: SignInSettings | None = None
+    overrides_every: float | None = 30.0  # seconds between checks for expired overrides
 
 
 class Review:
@@ -80,6 +86,13 @@ class Review:
         self.limiter = SignInLimiter(settings.signin_limit, settings.signin_window)
         self.directory = Directory(district.roster, self.key)
         self._lock = threading.Lock()
+        self.signin = settings.signin or load_signin(district.config_dir)
+        self.oidc = OidcClient(self.signin.oidc) if self.signin.oidc else None
+        self.people_index = PeopleIndex()
+        # teacher overrides, in the same store every proxy and sensor polls
+        self.overrides = SharedOverrides(
+            SqlOverrideRecords(store.engine.url.render_as_string(hide_password=False), create=False)
+        )
 
     @classmethod
     def open(
@@ -147,4 +160,5 @@ class Review:
         return result
 
     def close(self) -> None:
+        self.overrides.source.close()  # type: ignore[attr-defined]
         self.store.close()

@@ -251,7 +251,8 @@ def test_plain_http_is_enforced_too(world: dict[str, object]) -> None:
 
 def test_teacher_override_opens_a_platform_then_expires(world: dict[str, object]) -> None:
     district: Path = world["district"]  # type: ignore[assignment]
-    until = (datetime.now(TZ) + timedelta(seconds=6)).isoformat(timespec="seconds")
+    # long enough for the grant command to start on a loaded machine (it refuses a past end)
+    until = (datetime.now(TZ) + timedelta(seconds=15)).isoformat(timespec="seconds")
     before = metric(world, "monitor_config_reloads_total", component="overrides", result="success")
     # the 15-year-old is blocked on Instagram; a teacher opens it for them
     assert _get(world, "https://www.instagram.com/", "127.0.0.15", headers=HTML).status == 403
@@ -286,7 +287,7 @@ def test_teacher_override_opens_a_platform_then_expires(world: dict[str, object]
     assert r.status == 200
     # an override never opens a non-children's platform to an under-13
     assert _get(world, "https://www.instagram.com/", "127.0.0.11", headers=HTML).status == 403
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 45
     while time.monotonic() < deadline:
         time.sleep(1)
         if _get(world, "https://www.instagram.com/", "127.0.0.15", headers=HTML).status == 403:
@@ -473,6 +474,11 @@ def test_dashboards_have_data_from_a_real_proxy(
         assert prom.label_values("school", 'monitor_requests_total{job="monitor"}')
         values = {"datasource": "unused", "school": "ms", "platform": "tiktok", "instance": target}
         empty = empty_dashboard_queries(prom, dashboards, values)
+        # the teacher-override panels need a teacher's grant, which this traffic does not make:
+        # tests/web/test_teacher_browser.py reads the gauge from a real proxy after a grant
+        # made in Chromium, tests/web/test_teacher_messages.py the allowed-requests counter
+        needs_grant = ("monitor_overrides_active", "monitor_override_allowed_requests_total")
+        empty = [e for e in empty if not any(m in e for m in needs_grant)]
         assert empty == [], "\n".join(empty)
         # bounded labels only: no address or person reached Prometheus
         series = prom.api("series", {"match[]": '{job="monitor"}'})

@@ -24,7 +24,8 @@ from sqlalchemy import (
 
 from monitor.incidents.store.columns import UtcDateTime, metadata
 
-ROLES = ("counselor", "administrator", "auditor")
+ROLES = ("counselor", "administrator", "auditor", "teacher")
+SIGN_IN = ("password", "oidc")  # how an account signs in
 
 _ID = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -42,7 +43,11 @@ accounts = Table(
     Column("disabled", Boolean(), nullable=False, server_default=false()),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("password_changed_at", UtcDateTime(), nullable=False),
-    CheckConstraint("role IN ('counselor', 'administrator', 'auditor')", name="role"),
+    # The roster person (sourcedId) behind an account signed in through the identity provider.
+    Column("sourced_id", String(128), nullable=True),
+    # "password" (a local account) or "oidc" (the district's identity provider; no password).
+    Column("sign_in", String(16), nullable=False, server_default="password"),
+    CheckConstraint("role IN ('counselor', 'administrator', 'auditor', 'teacher')", name="role"),
 )
 
 # Server-side sessions: the cookie holds a random token, the table only its SHA-256, so a

@@ -26,7 +26,12 @@ from monitor.incidents.events import STATUSES
 # The review app's tables (accounts, sessions, record of access), and those every writer of a
 # district shares (teacher overrides, the pseudonym key's fingerprint), join the same MetaData:
 # with this import, ``metadata`` holds every table of the store.
-from monitor.incidents.store import accessschema, sharedschema  # noqa: F401
+from monitor.incidents.store import (  # noqa: F401
+    accessschema,
+    aggregateschema,
+    outboxschema,
+    sharedschema,
+)
 from monitor.incidents.store.columns import UtcDateTime, metadata, one_of
 from monitor.model import SEVERITIES
 

@@ -51,6 +51,7 @@ from monitor.incidents.events import (
 )
 from monitor.incidents.store.base import IncidentFilter
 from monitor.incidents.store.keycheck import claim_key
+from monitor.incidents.store.outboxschema import OutboxFilter, enqueue
 from monitor.incidents.store.schema import applied_events, create_schema, incidents
 
 log = logging.getLogger(__name__)
@@ -334,7 +335,10 @@ class SqlIncidentStore:
     sure not to double. ``clock`` is only used to schedule that pruning. ``key_fingerprint``:
     this writer's pseudonym key fingerprint, claimed at open (see
     :mod:`monitor.incidents.store.keycheck`: KeyMismatchError when the store remembers
-    another; ``key_source`` names the key's file or variable in its message).
+    another; ``key_source`` names the key's file or variable in its message). ``outbox``: new
+    incidents it selects get a notification outbox row in their own transaction (see
+    :mod:`monitor.incidents.store.outboxschema`). ``event_sink``: called after each commit
+    with the events newly applied (the incident event log); its errors are logged, not raised.
     """
 
     def __init__(
@@ -349,6 +353,8 @@ class SqlIncidentStore:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         key_fingerprint: str | None = None,
         key_source: str = "",
+        outbox: OutboxFilter | None = None,
+        event_sink: Callable[[Sequence[IncidentEvent]], None] | None = None,
     ) -> None:
         if window <= timedelta(0):
             raise ValueError(f"dedupe window must be positive, got {window}")
@@ -357,6 +363,8 @@ class SqlIncidentStore:
         self.applied_retention = applied_retention
         self._prune_every = prune_every
         self._clock = clock
+        self._outbox = outbox if outbox is not None and outbox.severities else None
+        self._event_sink = event_sink
         self._next_prune: datetime | None = None
         self.dialect = self.url.get_backend_name()
         self.engine = make_engine(self.url, timeout)
@@ -419,12 +427,19 @@ class SqlIncidentStore:
                                 self._fast_upsert.run(conn, buckets)
                             else:
                                 conn.execute(self._upsert, [_bucket_row(b) for b in buckets])
+                            if self._outbox is not None:
+                                enqueue(conn, buckets, self._outbox, self._clock())
                     break
                 except DBAPIError as e:
                     if attempt + 1 == _WRITE_RETRIES or not _retryable(e):
                         raise
                     time.sleep(0.05 * (attempt + 1))
             self._maybe_prune()
+        if fresh and self._event_sink is not None:
+            try:
+                self._event_sink(fresh)
+            except Exception:  # the incidents are committed; the log is a copy of them
+                log.exception("incident event log: %d events not logged", len(fresh))
         return len(fresh)
 
     def _claim(self, conn: Connection, ids: Sequence[str]) -> Iterable[str]:

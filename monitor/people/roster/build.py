@@ -56,6 +56,7 @@ def build_roster(export: Export, rows: Rows) -> Roster:
             given_name=user.given,
             family_name=user.family,
             classes=tuple(user.classes),
+            email=user.email,
         )
         people[user.sid] = person
         key = user.username.lower()

@@ -37,6 +37,7 @@ class UserRow:
         "roles",
         "birth",
         "classes",
+        "email",
     )
 
     def __init__(self, sid: str, line: int) -> None:
@@ -52,6 +53,7 @@ class UserRow:
         self.roles: list[tuple[str, str, int]] = []  # (roleType, role, roles.csv line), 1.2
         self.birth: date | None = None
         self.classes: list[str] = []
+        self.email = ""
 
 
 class Rows:
@@ -163,6 +165,7 @@ class Rows:
         given_i, family_i, grades_i = c["givenName"], c["familyName"], t.get("grades")
         role_i, orgs_i = t.get("role"), t.get("orgSourcedIds")
         primary_i = t.get("primaryOrgSourcedId")
+        email_i = t.get("email")
         for line, row in t.records():
             sid = row[sid_i].strip()
             if not self.unique(t, seen, sid, line):
@@ -187,6 +190,8 @@ class Rows:
             user.username = row[user_i].strip()
             user.given = row[given_i].strip()
             user.family = row[family_i].strip()
+            if email_i is not None:
+                user.email = row[email_i].strip().lower()
             if grades_i is not None:
                 user.grades = split_list(row[grades_i])
             if v11 and role_i is not None and orgs_i is not None:

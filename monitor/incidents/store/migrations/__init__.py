@@ -19,6 +19,7 @@ from sqlalchemy import Connection, create_engine, inspect, text
 
 from monitor.incidents.store.schema import metadata
 from monitor.incidents.store.sql import normalise_url
+from monitor.progress import progress
 
 HERE = Path(__file__).resolve().parent
 # Tables each revision adds, to recognise databases that create_all made without Alembic
@@ -28,6 +29,8 @@ _TABLES_OF = (
     ("0001", {"incidents", "applied_events"}),
     ("0002", {"accounts", "sessions", "access_log", "access_subjects"}),
     ("0003", {"overrides", "store_settings"}),
+    ("0004", {"daily_activity"}),
+    ("0005", {"notify_outbox", "notify_deliveries"}),
 )
 # An arbitrary constant: concurrent starts on one PostgreSQL migrate one after another.
 _PG_LOCK = 0x6D6F6E69746F72
@@ -85,7 +88,11 @@ def upgrade(url: str) -> str:
                 adopt = _made_by_create_all(set(inspect(conn).get_table_names()))
                 if adopt is not None:
                     command.stamp(cfg, adopt)
-            command.upgrade(cfg, "head")
+            if current(conn) == head():
+                command.upgrade(cfg, "head")
+            else:  # a spinner on a terminal: a large store's migration takes a while
+                with progress(f"migrating the incident store to revision {head()}"):
+                    command.upgrade(cfg, "head")
             rev = current(conn)
     finally:
         engine.dispose()
