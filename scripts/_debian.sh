@@ -2,9 +2,8 @@
 # servers), when they are missing and we are allowed to (root, or sudo without a password).
 # iproute2, nftables: network namespace tests (tests/netns.py, as root); tcpreplay: the live
 # sensor's replay; wireguard-go, wireguard-tools: WireGuard mode (no kernel module needed);
-# nodejs (with its npm): the local OpenID provider of the sign-in tests; logrotate and systemd
-# (systemd-analyze): the deploy/ files are checked with them; logrotate: the
-# shipped rotation config (tests/deploy/test_logrotate.py)
+# nodejs (with its npm): the local OpenID provider of the sign-in tests; logrotate: the shipped
+# rotation config (tests/deploy/test_logrotate.py); systemd: systemd-analyze checks the units
 DEBIAN_PACKAGES=(curl prometheus chromium postgresql nftables dnsmasq-base libpcap0.8 iproute2
     tcpreplay wireguard-go wireguard-tools nodejs logrotate systemd)
 
