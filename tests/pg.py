@@ -152,3 +152,34 @@ if __name__ == "__main__":
             input("running; press Enter to stop ")
         except EOFError:
             pass
+
+
+@contextmanager
+def new_database(pg_dsn: str, prefix: str) -> Iterator[str]:
+    """A new, empty database named ``prefix_<random>`` on the test cluster, dropped afterwards
+    (with any connections left open to it); yields its URL."""
+    from sqlalchemy import create_engine, text
+
+    from monitor.incidents.store.sql import normalise_url
+
+    dsn = normalise_url(pg_dsn)
+    name = f"{prefix}_{secrets.token_hex(6)}"
+    admin = create_engine(dsn, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield dsn.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def empty_store_url(request: pytest.FixtureRequest, tmp_path: Path, prefix: str) -> Iterator[str]:
+    """For a fixture parametrised ``["sqlite", "postgresql"]``: a new SQLite file, or a new
+    database on the test cluster (``pg_dsn``)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.sqlite'}"
+        return
+    with new_database(request.getfixturevalue("pg_dsn"), prefix) as url:
+        yield url

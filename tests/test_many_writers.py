@@ -46,18 +46,7 @@ KEY = "0f" * 32
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty store: a new SQLite file, or a new database on the test cluster."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'incidents.sqlite'}"
-        return
-    dsn = normalise_url(request.getfixturevalue("pg_dsn"))
-    name = "writers_" + secrets.token_hex(6)
-    admin = create_engine(dsn, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield dsn.set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
+    yield from pg.empty_store_url(request, tmp_path, "writers")
 
 
 def wait_for(cond: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:

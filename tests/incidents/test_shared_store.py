@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 import sqlite3
 import subprocess
 import sys
@@ -44,18 +43,7 @@ KEY_A, KEY_B = bytes(range(32)), bytes(range(1, 33))
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database: a new SQLite file, or a new database on the test cluster."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store.sqlite'}"
-        return
-    dsn = normalise_url(request.getfixturevalue("pg_dsn"))
-    name = "shared_" + secrets.token_hex(6)
-    admin = create_engine(dsn, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield dsn.set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
+    yield from pg.empty_store_url(request, tmp_path, "shared")
 
 
 @pytest.fixture

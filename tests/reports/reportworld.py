@@ -9,22 +9,21 @@ fall just outside it and must not count.
 from __future__ import annotations
 
 import json
-import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pg
 from reviewharness import copy_district
-from sqlalchemy import Engine, create_engine, insert, text
+from sqlalchemy import Engine, insert
 
 from monitor.district import District, DistrictLoader
 from monitor.incidents.access import AccessLog, Actor
 from monitor.incidents.aggregates import Key, merge_counts
 from monitor.incidents.events import IncidentEvent, pseudonym
-from monitor.incidents.store import SqlIncidentStore, normalise_url, open_store
+from monitor.incidents.store import SqlIncidentStore, open_store
 from monitor.incidents.store.migrations import upgrade
 from monitor.incidents.store.sharedschema import overrides
 from monitor.reports import Period
@@ -188,17 +187,6 @@ def fill(engine: Engine, store: SqlIncidentStore, district: District,
         conn.execute(insert(overrides), rows)
 
 
-@contextmanager
-def new_database(pg_dsn: str) -> Iterator[str]:
+def new_database(pg_dsn: str) -> AbstractContextManager[str]:
     """A new, empty database on the test cluster (dropped afterwards); yields its URL."""
-    dsn = normalise_url(pg_dsn)
-    name = "reports_" + secrets.token_hex(6)
-    admin = create_engine(dsn, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield dsn.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
+    return pg.new_database(pg_dsn, "reports")

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import secrets
 import textwrap
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -35,18 +34,7 @@ P1, P2 = "p-00000000000000a1", "p-00000000000000b2"
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database: a new SQLite file, or a new database on the test cluster."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store.sqlite'}"
-        return
-    dsn = normalise_url(request.getfixturevalue("pg_dsn"))
-    name = "web_" + secrets.token_hex(6)
-    admin = create_engine(dsn, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield dsn.set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
+    yield from pg.empty_store_url(request, tmp_path, "web")
 
 
 def _shape(url: str) -> dict[str, Any]:
