@@ -164,6 +164,8 @@ class DecisionLog:
         m = self.metrics
         decision = ruling.decision
         band = ruling.band
+        person = who.person
+        grade = ",".join(person.grades)[:16] if person else ""
         if count_request:
             m.requests.labels(platform, activity, decision.action, band, school, source).inc()
             if ruling.override is not None:
@@ -171,8 +173,6 @@ class DecisionLog:
                     platform, role_label(ruling.override.granted_by_role)
                 ).inc()
             if self.aggregates is not None:
-                p = who.person
-                grade = ",".join(p.grades)[:16] if p else ""
                 self.aggregates.add(
                     when, school, band, grade, platform, activity, decision.action,
                     decision.rule_id, source, refused=refused,
@@ -180,13 +180,12 @@ class DecisionLog:
         if decision.incident is None:
             return None
         m.incidents.labels(platform, decision.incident, school, source).inc()
-        person = who.person
         try:
             event = IncidentEvent(
                 time=datetime.fromtimestamp(when, UTC),
                 person=pseudonym(self.key, person.sourced_id) if person else UNKNOWN_PERSON,
                 school=school if school != "unknown" else "",
-                grade=",".join(person.grades)[:16] if person else "",
+                grade=grade,
                 age_band=band if band in AGE_BANDS else "",
                 role=person.role if person else "unknown",
                 platform=platform,
