@@ -8,6 +8,7 @@ import re
 
 import matplotlib
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from monitor.reports.tables import TOTAL
@@ -48,6 +49,13 @@ def barh(table: pd.DataFrame, title: str) -> str:
     return _svg(fig, left=min(0.4, 0.03 + 0.012 * longest))
 
 
+def _legend(ax: Axes, t: pd.DataFrame) -> None:
+    """A legend of the series, when there are any (a table with rows but no series column,
+    e.g. incidents in a period with no blocked requests, has nothing to label)."""
+    if len(t.columns):
+        ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+
+
 def stacked(table: pd.DataFrame, title: str) -> str:
     """Bars per row, stacked by column (totals left out)."""
     t = _body(table)
@@ -60,7 +68,7 @@ def stacked(table: pd.DataFrame, title: str) -> str:
                color=_COLORS[i % len(_COLORS)])  # fmt: skip
         bottom += t[col]
     ax.set_title(title, fontsize=10, loc="left")
-    ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    _legend(ax, t)
     ax.tick_params(axis="x", labelrotation=45 if len(labels) > 6 else 0, labelsize=7)
     ax.spines[["top", "right"]].set_visible(False)
     return _svg(fig)
@@ -76,7 +84,7 @@ def line(table: pd.DataFrame, title: str) -> str:
         ax.plot(labels, t[col].to_numpy(), marker="o", markersize=3, label=str(col),
                 color=_COLORS[i % len(_COLORS)])  # fmt: skip
     ax.set_title(title, fontsize=10, loc="left")
-    ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    _legend(ax, t)
     ax.tick_params(axis="x", labelrotation=45 if len(labels) > 6 else 0, labelsize=7)
     ax.set_ylim(bottom=0)
     ax.spines[["top", "right"]].set_visible(False)

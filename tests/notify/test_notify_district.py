@@ -199,7 +199,6 @@ def test_weekly_report_with_a_refusing_server_retries_then_fails_clearly(
 
 # monitor.reports draws a legend with no labelled series when a school has incidents but no
 # activity counts; matplotlib warns (told to helper "reports"). Not this test's concern.
-@pytest.mark.filterwarnings("ignore:No artists with labels found:UserWarning")
 def test_weekly_report_names_students_in_the_record_of_access(
     tmp_path: Path, smtp_server: SmtpServer
 ) -> None:
